@@ -1,0 +1,35 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Both create .venv if it is missing and install the pinned dependencies once;
+# a second run finds the stamp file and skips the install.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STRATA := $(VENV)/bin/strata
+STAMP  := $(VENV)/.deepstrata-installed
+# Tests run on two worker processes; each keeps torch to one thread so they do not fight.
+PYTEST_WORKERS ?= 2
+
+.PHONY: demo test bench install clean-runs
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade -c constraints.txt pip setuptools
+	$(PY) -m pip install -q -c constraints.txt -e ".[all,test]"
+	@if $(PY) -m pip list 2>/dev/null | grep -i nvidia; then \
+		echo "error: a CUDA package was pulled in; check constraints.txt" >&2; exit 1; fi
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(STRATA) train recipes/digits_cnn.yaml
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean-runs:
+	rm -rf runs

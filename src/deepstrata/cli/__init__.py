@@ -1,0 +1,1 @@
+"""The `strata` command line: a thin layer over `deepstrata.api`."""

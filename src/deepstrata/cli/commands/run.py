@@ -1,0 +1,76 @@
+"""`strata train`, `strata evaluate`, `strata predict`, `strata report`: the run lifecycle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def _print_metrics(title: str, metrics: dict[str, float]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in sorted(metrics.items()):
+        table.add_row(key, f"{value:.4f}")
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def train(
+        recipe: Path = typer.Argument(..., help="Recipe YAML file, e.g. recipes/digits_cnn.yaml."),
+        set_: list[str] = typer.Option([], "--set", "-s", help="Override a recipe field: --set trainer.max_epochs=5 (repeatable)."),
+        as_json: bool = typer.Option(False, "--json", help='End with one JSON line: {"run_dir": ..., "metrics": {...}}.'),
+    ) -> None:
+        """Train a recipe, test it on the held-out split, and write a run directory with its report."""
+        from deepstrata import api
+
+        result = api.train(recipe, set_)
+        _print_metrics(f"test metrics: {result.run_dir}", result.metrics)
+        typer.echo(f"report: {result.run_dir / 'report.html'}")
+        if as_json:
+            typer.echo(result.to_json())
+
+    @app.command()
+    def evaluate(
+        run_dir: Path = typer.Argument(..., help="A finished run directory (runs/<recipe>/<timestamp>)."),
+        split: str = typer.Option("test", help="Which split to evaluate: train, val or test."),
+        as_json: bool = typer.Option(False, "--json", help="End with one JSON line holding run_dir and metrics."),
+    ) -> None:
+        """Rebuild a run's model from model.json + model.safetensors and recompute a split's metrics."""
+        from deepstrata import api
+
+        result = api.evaluate(run_dir, split=split)
+        _print_metrics(f"{split} metrics: {run_dir}", result.metrics)
+        if as_json:
+            typer.echo(result.to_json())
+
+    @app.command()
+    def predict(
+        run_dir: Path = typer.Argument(..., help="A finished run directory."),
+        inputs: list[Path] = typer.Argument(..., help=".npy arrays or image files to classify."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object per line instead of a table."),
+    ) -> None:
+        """Predict with a finished run's model; inputs are raw, as the dataset stores them."""
+        from deepstrata import api
+
+        results = api.load(run_dir).predict_files(inputs)
+        for r in results:
+            if as_json:
+                typer.echo(json.dumps(r))
+            else:
+                shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "input"}
+                typer.echo(f"{r['input']}: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+
+    @app.command()
+    def report(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
+        """(Re)build a run's report.html from the files in its directory."""
+        from deepstrata.api import _check_run_dir
+        from deepstrata.report import build_report
+
+        typer.echo(str(build_report(_check_run_dir(run_dir))))

@@ -1,0 +1,306 @@
+"""Recipes: a whole experiment in one YAML file, validated before anything runs.
+
+Problem: a typo in an experiment config (`max_epoch: 30`) is silently ignored by a loose
+dict-based config, and the run wastes an hour doing the wrong thing.
+Idea: the recipe is a pydantic model with no unknown keys allowed; component arguments are
+checked against the registered factory's typed signature; every error names the key's path
+in the file and the closest valid key. `--set a.b=c` edits the raw tree before validation, so
+overrides get exactly the same checks.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+
+from deepstrata.errors import ConfigError, did_you_mean
+
+
+class ComponentSpec(BaseModel):
+    """A registered component by name plus its keyword arguments: `{name: adamw, lr: 0.001}`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class DataSpec(ComponentSpec):
+    """Which dataset, how it is split and batched. Other keys go to the dataset's factory."""
+
+    batch_size: int = Field(64, ge=1)
+    eval_batch_size: int = Field(256, ge=1)
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    num_workers: int = Field(0, ge=0)
+    augment: list[ComponentSpec] = Field(default_factory=list)
+
+    @field_validator("augment", mode="before")
+    @classmethod
+    def _names_to_specs(cls, value: Any) -> Any:
+        return _names_to_specs(value)
+
+
+class TrainerSpec(BaseModel):
+    """How long to train and where."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_epochs: int = Field(10, ge=1)
+    max_steps: int | None = Field(None, ge=1)
+    device: str = "auto"
+    num_threads: int | None = Field(None, ge=1)
+    log_every_n_steps: int = Field(1, ge=1)
+    monitor: str = "val/loss"
+    monitor_mode: Literal["min", "max"] = "min"
+    progress: Literal["auto", "bar", "lines", "off"] = "auto"
+    deterministic: bool = True
+
+
+class Recipe(BaseModel):
+    """A whole experiment: data, model, loss, optimizer, schedule, trainer, metrics, seed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    seed: int = 0
+    task: str | None = None
+    data: DataSpec
+    model: ComponentSpec
+    loss: ComponentSpec | None = None
+    optimizer: ComponentSpec = Field(default_factory=lambda: ComponentSpec(name="adamw"))
+    scheduler: ComponentSpec | None = None
+    trainer: TrainerSpec = Field(default_factory=TrainerSpec)
+    metrics: list[ComponentSpec] = Field(default_factory=list)
+    callbacks: list[ComponentSpec] = Field(default_factory=list)
+    output_dir: str = "runs"
+
+    @field_validator("metrics", "callbacks", mode="before")
+    @classmethod
+    def _names_to_specs(cls, value: Any) -> Any:
+        return _names_to_specs(value)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=False), sort_keys=False)
+
+
+def _names_to_specs(value: Any) -> Any:
+    """Allow `metrics: [accuracy, f1]` as shorthand for `[{name: accuracy}, {name: f1}]`."""
+    if isinstance(value, list):
+        return [{"name": v} if isinstance(v, str) else v for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------------------
+# Loading, overriding and validating.
+# --------------------------------------------------------------------------------------
+
+
+def load_recipe(source: str | Path | Mapping[str, Any] | Recipe, overrides: Sequence[str] = ()) -> Recipe:
+    """Read a recipe file (or a dict), apply `a.b=c` overrides, validate; raise ConfigError."""
+    if isinstance(source, Recipe):
+        raw: dict[str, Any] = source.model_dump(mode="json")
+        origin = f"recipe '{source.name}'"
+    elif isinstance(source, Mapping):
+        raw = dict(source)
+        origin = "recipe"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"recipe file '{path}' does not exist; `ls recipes/` shows the recipes that ship")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}".replace("\n", " ")) from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: a recipe is a mapping of keys (data, model, ...), got {type(raw).__name__}")
+        raw.setdefault("name", path.stem)
+        origin = str(path)
+    for item in overrides:
+        apply_override(raw, item)
+    return validate_recipe(raw, origin=origin)
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Set `a.b.c=value` in a nested dict; the value is parsed as YAML (`3`, `true`, `[1, 2]`)."""
+    if "=" not in item:
+        raise ConfigError(f"--set '{item}': expected KEY=VALUE, e.g. --set trainer.max_epochs=5")
+    key, _, text = item.partition("=")
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"--set '{item}': the key is empty; expected e.g. trainer.max_epochs=5")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    node: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            node = node[_list_index(node, part, where)]
+            continue
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, (dict, list)):
+            raise ConfigError(f"--set {key}: '{where}' holds a value ({child!r}), not a section")
+        node = child
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_list_index(node, last, key)] = value
+    else:
+        node[last] = value
+
+
+def _list_index(node: list[Any], part: str, where: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"--set {where}: expected a list index below {len(node)}, got '{part}'")
+    return int(part)
+
+
+def validate_recipe(raw: Mapping[str, Any], *, origin: str = "recipe") -> Recipe:
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_explain(err, Recipe, origin)) from None
+    _check_components(recipe)
+    return recipe
+
+
+def _explain(err: ValidationError, model: type[BaseModel], origin: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"]]
+        path = ".".join(loc)
+        if e["type"] == "extra_forbidden":
+            valid = _fields_at(model, loc[:-1])
+            lines.append(f"{path}: unknown key{did_you_mean(loc[-1], valid)} (valid keys: {', '.join(valid)})")
+        elif e["type"] == "missing":
+            lines.append(f"{path}: required key is missing")
+        else:
+            lines.append(f"{path}: {e['msg']} (got {e.get('input')!r})")
+    return f"{origin}: " + "; ".join(lines)
+
+
+def _fields_at(model: type[BaseModel], loc: list[str]) -> list[str]:
+    """The valid keys of the (sub)model reached by `loc`, for suggestions."""
+    current: Any = model
+    for part in loc:
+        if part.isdigit():
+            continue
+        field = current.model_fields.get(part) if inspect.isclass(current) else None
+        if field is None:
+            return []
+        current = _model_in(field.annotation)
+        if current is None:
+            return []
+    return sorted(current.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# Component arguments, checked against the registered factory's signature.
+# --------------------------------------------------------------------------------------
+
+# Arguments the framework supplies itself (never written in a recipe).
+INJECTED = frozenset({"params", "optimizer", "model", "num_training_steps", "run_dir"})
+# Arguments the framework fills from the data when the recipe leaves them out.
+INFERRED = frozenset({"num_classes", "in_channels", "input_shape", "in_features", "out_features", "image_size"})
+
+
+def _check_components(recipe: Recipe) -> None:
+    from deepstrata.registry import registry
+
+    checks: list[tuple[str, str, ComponentSpec, frozenset[str]]] = [
+        ("dataset", "data", recipe.data, frozenset(DataSpec.model_fields)),
+        ("model", "model", recipe.model, frozenset()),
+        ("optimizer", "optimizer", recipe.optimizer, frozenset()),
+    ]
+    if recipe.loss is not None:
+        checks.append(("loss", "loss", recipe.loss, frozenset()))
+    if recipe.scheduler is not None:
+        checks.append(("scheduler", "scheduler", recipe.scheduler, frozenset()))
+    if recipe.task is not None:
+        registry("task").get(recipe.task)
+    checks += [("metric", f"metrics.{i}", m, frozenset()) for i, m in enumerate(recipe.metrics)]
+    checks += [("callback", f"callbacks.{i}", c, frozenset()) for i, c in enumerate(recipe.callbacks)]
+    checks += [("transform", f"data.augment.{i}", t, frozenset()) for i, t in enumerate(recipe.data.augment)]
+    for kind, path, spec, own_fields in checks:
+        try:
+            factory = registry(kind).get(spec.name)
+        except ConfigError:
+            raise
+        except Exception as err:  # UserError from the registry: prefix the path
+            raise ConfigError(f"{path}.name: {err}") from None
+        validate_component_kwargs(factory, spec.kwargs, path=path, extra_valid=own_fields)
+
+
+def validate_component_kwargs(
+    factory: Callable[..., Any],
+    kwargs: Mapping[str, Any],
+    *,
+    path: str,
+    extra_valid: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """Type-check `kwargs` against the factory's keyword parameters; return coerced values."""
+    model = _signature_model(factory)
+    try:
+        validated = model.model_validate(dict(kwargs))
+    except ValidationError as err:
+        lines = []
+        valid = sorted(set(model.model_fields) | extra_valid - {"name"})
+        for e in err.errors():
+            key = ".".join(str(p) for p in e["loc"])
+            if e["type"] == "extra_forbidden":
+                lines.append(f"{path}.{key}: unknown key{did_you_mean(key, valid)} (valid keys: {', '.join(valid)})")
+            else:
+                lines.append(f"{path}.{key}: {e['msg']} (got {e.get('input')!r})")
+        raise ConfigError("; ".join(lines)) from None
+    return {k: getattr(validated, k) for k in kwargs}
+
+
+@cache
+def _signature_model(factory: Callable[..., Any]) -> type[BaseModel]:
+    target = factory.__init__ if inspect.isclass(factory) else factory  # type: ignore[misc]
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:
+        hints = {}
+    fields: dict[str, Any] = {}
+    accepts_anything = False
+    for name, param in inspect.signature(factory).parameters.items():
+        if param.kind is param.VAR_KEYWORD:
+            accepts_anything = True
+            continue
+        if param.kind is param.VAR_POSITIONAL or name in INJECTED or name == "self":
+            continue
+        annotation = hints.get(name, Any)
+        default = ... if param.default is param.empty else param.default
+        fields[name] = (annotation, default if name not in INFERRED else param.default if param.default is not param.empty else None)
+    config = ConfigDict(extra="allow" if accepts_anything else "forbid", arbitrary_types_allowed=True)
+    return create_model(f"Args_{getattr(factory, '__name__', 'component')}", __config__=config, **fields)
+
+
+def signature_params(factory: Callable[..., Any]) -> set[str]:
+    """Names of the keyword parameters a factory accepts."""
+    return set(inspect.signature(factory).parameters)

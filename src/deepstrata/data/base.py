@@ -1,0 +1,184 @@
+"""What a dataset gives the trainer, and how it is split.
+
+Problem: every dataset arrives in its own shape (arrays, files, an official test set or none),
+and a careless split leaks test data into training or changes between runs.
+Idea: a registered dataset factory returns one `TensorData` (inputs, targets, optionally an
+official test part, and a JSON description of its inputs); `build_data` splits it
+deterministically from the seed, stratified for classification, and records the split so
+`strata evaluate` rebuilds exactly the same test set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Subset, TensorDataset
+
+from deepstrata.errors import DataError
+
+TaskKind = Literal["classification", "regression"]
+
+
+@dataclass
+class TensorData:
+    """A whole dataset in memory, as a registered dataset factory returns it.
+
+    x: (N, ...) float inputs, already scaled as the model sees them (see `input_spec`).
+    y: (N,) int64 class indices for classification, (N, ...) float targets for regression.
+    test_x/test_y: an official test part (MNIST's 10,000 images); when given, only the
+        training part is split into train/validation.
+    input_spec: JSON-able description of one input: {"shape": [...], "scale": s, "mean": m,
+        "std": d, "raw": "what a raw value is"}; `deepstrata.load(...).predict` maps raw
+        inputs to model inputs as ((raw * scale) - mean) / std.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    task: TaskKind
+    class_names: list[str] | None = None
+    test_x: torch.Tensor | None = None
+    test_y: torch.Tensor | None = None
+    input_spec: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def validate(self, name: str) -> None:
+        """Fail before training when the arrays do not describe one consistent dataset."""
+        if len(self.x) != len(self.y):
+            raise DataError(f"dataset '{name}': {len(self.x)} inputs but {len(self.y)} targets")
+        if len(self.x) == 0:
+            raise DataError(f"dataset '{name}' is empty")
+        if self.task == "classification":
+            n = self.num_classes
+            for part, y in (("train", self.y), ("test", self.test_y)):
+                if y is None:
+                    continue
+                if y.dtype != torch.int64:
+                    raise DataError(f"dataset '{name}': classification labels must be int64, got {y.dtype}")
+                if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n):
+                    raise DataError(
+                        f"dataset '{name}': {part} label {int(y.max()) if int(y.max()) >= n else int(y.min())} "
+                        f"is outside the class range 0..{n - 1}"
+                    )
+
+    @property
+    def num_classes(self) -> int | None:
+        if self.task != "classification":
+            return None
+        if self.class_names is not None:
+            return len(self.class_names)
+        return int(self.y.max()) + 1
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+
+@dataclass
+class DataBundle:
+    """Train/validation/test datasets plus what the rest of the toolkit needs to know about them."""
+
+    name: str
+    train: Dataset
+    val: Dataset | None
+    test: Dataset
+    task: TaskKind
+    num_classes: int | None
+    class_names: list[str] | None
+    input_shape: tuple[int, ...]
+    input_spec: dict[str, Any]
+    split: dict[str, Any]
+
+    def model_defaults(self) -> dict[str, Any]:
+        """Arguments a model can take from the data when the recipe leaves them out."""
+        shape = self.input_shape
+        defaults: dict[str, Any] = {"input_shape": list(shape)}
+        if self.num_classes is not None:
+            defaults["num_classes"] = self.num_classes
+        if len(shape) == 3:
+            defaults["in_channels"] = shape[0]
+            defaults["image_size"] = shape[1]
+        if len(shape) == 1:
+            defaults["in_features"] = shape[0]
+        return defaults
+
+
+def stratified_split(
+    y: np.ndarray, fractions: list[float], *, seed: int, stratify: bool
+) -> list[np.ndarray]:
+    """Split indices 0..N-1 into len(fractions)+1 parts; the last takes the rest.
+
+    Stratified splits keep each class's share in every part (scikit-learn's
+    train_test_split); the result depends only on `y`, the fractions and the seed.
+    """
+    from sklearn.model_selection import train_test_split
+
+    remaining = np.arange(len(y))
+    parts = []
+    left = 1.0
+    for i, frac in enumerate(fractions):
+        if frac <= 0:
+            parts.append(np.array([], dtype=np.int64))
+            continue
+        share = frac / left
+        strat = y[remaining] if stratify else None
+        rest, taken = train_test_split(remaining, test_size=share, random_state=seed + i, stratify=strat)
+        parts.append(np.sort(taken))
+        remaining = np.sort(rest)
+        left -= frac
+    parts.append(remaining)
+    return parts
+
+
+def build_data(
+    name: str,
+    *,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+    dataset_kwargs: dict[str, Any] | None = None,
+) -> DataBundle:
+    """Build the registered dataset `name` and split it deterministically from `seed`."""
+    from deepstrata.registry import DATASETS
+
+    data = DATASETS.get(name)(**(dataset_kwargs or {}))
+    if not isinstance(data, TensorData):
+        raise TypeError(f"dataset factory '{name}' must return TensorData, got {type(data).__name__}")
+    data.validate(name)
+    stratify = data.task == "classification"
+    y_np = data.y.numpy() if stratify else np.zeros(len(data.y))
+    full = TensorDataset(data.x, data.y)
+    if data.test_x is not None and data.test_y is not None:
+        val_idx, train_idx = stratified_split(y_np, [val_fraction], seed=seed, stratify=stratify)
+        test: Dataset = TensorDataset(data.test_x, data.test_y)
+        split = {"test": "official", "test_size": len(data.test_x)}
+    else:
+        if test_fraction <= 0:
+            raise DataError(f"dataset '{name}' has no official test set; set data.test_fraction above 0")
+        test_idx, val_idx, train_idx = stratified_split(
+            y_np, [test_fraction, val_fraction], seed=seed, stratify=stratify
+        )
+        test = Subset(full, test_idx.tolist())
+        split = {"test": f"{test_fraction:g} of the data", "test_size": len(test_idx)}
+    split.update(
+        seed=seed,
+        stratified=stratify,
+        train_size=len(train_idx),
+        val_size=len(val_idx),
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+    )
+    return DataBundle(
+        name=name,
+        train=Subset(full, train_idx.tolist()),
+        val=Subset(full, val_idx.tolist()) if len(val_idx) else None,
+        test=test,
+        task=data.task,
+        num_classes=data.num_classes,
+        class_names=data.class_names,
+        input_shape=data.input_shape,
+        input_spec={"shape": list(data.input_shape), **data.input_spec},
+        split=split,
+    )

@@ -1,0 +1,146 @@
+"""From a validated recipe to live objects: data, model, task, optimizer, schedule, loaders.
+
+Problem: the CLI, the Python API, `evaluate`, tests and benchmarks all need the same recipe
+turned into the same objects; copies of that glue drift apart.
+Idea: one builder, driven only by registered names. Arguments a model can take from the data
+(`num_classes`, `in_channels`, ...) are filled in when the recipe leaves them out, and the
+filled-in values are written back into the resolved recipe that the run saves.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from deepstrata.config import Recipe, validate_component_kwargs
+from deepstrata.data.base import DataBundle, build_data
+from deepstrata.registry import registry
+from deepstrata.tasks.base import Task
+
+
+@dataclass
+class Experiment:
+    recipe: Recipe  # resolved: inferred model arguments filled in
+    data: DataBundle
+    model: nn.Module
+    task: Task
+    generator: torch.Generator
+
+    def loader(self, split: str) -> DataLoader | None:
+        dataset = getattr(self.data, split)
+        if dataset is None:
+            return None
+        spec = self.recipe.data
+        train = split == "train"
+        return DataLoader(
+            dataset,
+            batch_size=spec.batch_size if train else spec.eval_batch_size,
+            shuffle=train,
+            generator=self.generator if train else None,
+            num_workers=spec.num_workers,
+            drop_last=False,
+        )
+
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        spec = self.recipe.optimizer
+        factory = registry("optimizer").get(spec.name)
+        kwargs = validate_component_kwargs(factory, spec.kwargs, path="optimizer")
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return factory(params, **kwargs)
+
+    def build_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
+        spec = self.recipe.scheduler
+        if spec is None:
+            return None
+        factory = registry("scheduler").get(spec.name)
+        kwargs = validate_component_kwargs(factory, spec.kwargs, path="scheduler")
+        steps = self.num_training_steps()
+        return factory(optimizer, steps, **kwargs)
+
+    def num_training_steps(self) -> int:
+        per_epoch = -(-len(self.data.train) // self.recipe.data.batch_size)
+        total = per_epoch * self.recipe.trainer.max_epochs
+        return min(total, self.recipe.trainer.max_steps or total)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch once, at the top of a run; return a generator for shuffling."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def build_model(recipe: Recipe, data: DataBundle) -> tuple[nn.Module, dict[str, Any]]:
+    """Build the recipe's model; returns (model, the full keyword arguments used)."""
+    factory = registry("model").get(recipe.model.name)
+    accepted = inspect.signature(factory).parameters
+    kwargs = {k: v for k, v in data.model_defaults().items() if k in accepted}
+    kwargs.update(validate_component_kwargs(factory, recipe.model.kwargs, path="model"))
+    return factory(**kwargs), kwargs
+
+
+def build_component(kind: str, spec: Any, path: str, **injected: Any) -> Any:
+    factory = registry(kind).get(spec.name)
+    kwargs = validate_component_kwargs(factory, spec.kwargs, path=path)
+    accepted = inspect.signature(factory).parameters
+    # Injected values fill what the recipe left out; they never override the user's choice.
+    kwargs.update({k: v for k, v in injected.items() if k in accepted and k not in kwargs})
+    return factory(**kwargs)
+
+
+def build_experiment(recipe: Recipe) -> Experiment:
+    """Data first (bad data fails before anything is written), then model and task."""
+    generator = seed_everything(recipe.seed)
+    spec = recipe.data
+    data = build_data(
+        spec.name,
+        seed=recipe.seed,
+        val_fraction=spec.val_fraction,
+        test_fraction=spec.test_fraction,
+        dataset_kwargs=validate_component_kwargs(registry("dataset").get(spec.name), spec.kwargs, path="data"),
+    )
+    torch.manual_seed(recipe.seed)  # model initialisation does not depend on how much RNG the data used
+    model, model_kwargs = build_model(recipe, data)
+
+    task_name = recipe.task or data.task
+    task_factory = registry("task").get(task_name)
+    task_cls_defaults = _task_defaults(task_name)
+    loss_spec = recipe.loss or _spec(task_cls_defaults["loss"])
+    metric_specs = recipe.metrics or [_spec(m) for m in task_cls_defaults["metrics"]]
+    injected = {"num_classes": data.num_classes}
+    loss = build_component("loss", loss_spec, "loss", **injected)
+    metrics = {m.name: build_component("metric", m, f"metrics.{i}", **injected) for i, m in enumerate(metric_specs)}
+    task = task_factory(model=model, loss=loss, metrics=metrics)
+
+    resolved = recipe.model_copy(
+        update={
+            "task": task_name,
+            "model": type(recipe.model).model_validate({"name": recipe.model.name, **model_kwargs}),
+            "loss": loss_spec,
+            "metrics": metric_specs,
+        }
+    )
+    return Experiment(recipe=resolved, data=data, model=model, task=task, generator=generator)
+
+
+def _spec(name: str) -> Any:
+    from deepstrata.config import ComponentSpec
+
+    return ComponentSpec(name=name)
+
+
+def _task_defaults(task_name: str) -> dict[str, Any]:
+    """Default loss and metrics of a task: the task class's `default_loss`/`default_metrics`."""
+    factory = registry("task").get(task_name)
+    cls = inspect.signature(factory).return_annotation
+    if isinstance(cls, str):
+        cls = getattr(inspect.getmodule(factory), cls, None)
+    return {"loss": getattr(cls, "default_loss", "mse"), "metrics": list(getattr(cls, "default_metrics", ()))}

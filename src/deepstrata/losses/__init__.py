@@ -1,0 +1,1 @@
+"""Loss functions by name; each docstring says which task it fits."""

@@ -1,0 +1,1 @@
+"""Metrics by name (torchmetrics), logged as `<split>/<name>`."""

@@ -1,0 +1,78 @@
+"""The multi-layer perceptron: the first deep network.
+
+Problem: a linear model can only draw straight decision boundaries.
+Idea: stack affine layers with a non-linearity between them; with enough hidden units the
+composition approximates any continuous function (Cybenko 1989, Hornik 1991). The notes'
+784-128-10 network is `mlp(in_features=784, hidden=[128], num_classes=10)`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from deepstrata.models.base import Backbone, check_input
+from deepstrata.registry import register_model
+
+Activation = Literal["relu", "gelu", "tanh", "sigmoid", "silu", "leaky_relu"]
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "silu": nn.SiLU,
+    "leaky_relu": nn.LeakyReLU,
+}
+
+
+class MLP(Backbone):
+    """Flatten, then [Linear -> norm -> activation -> dropout] x len(hidden), then a linear head."""
+
+    def __init__(
+        self,
+        *,
+        in_features: int,
+        num_classes: int,
+        hidden: tuple[int, ...] = (128,),
+        activation: Activation = "relu",
+        norm: Literal["none", "batch", "layer"] = "none",
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.in_features = in_features
+        layers: list[nn.Module] = []
+        width = in_features
+        for h in hidden:
+            layers.append(nn.Linear(width, h))
+            if norm == "batch":
+                layers.append(nn.BatchNorm1d(h))
+            elif norm == "layer":
+                layers.append(nn.LayerNorm(h))
+            layers += [ACTIVATIONS[activation](), nn.Dropout(dropout)]
+            width = h
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, ...) with prod(...) == in_features -> (N, hidden[-1])."""
+        x = x.flatten(1)  # (N, in_features)
+        check_input("MLP.body", x, (None, self.in_features))
+        return self.body(x)
+
+
+@register_model("mlp")
+def mlp(
+    *,
+    in_features: int,
+    num_classes: int,
+    hidden: list[int] = [128],  # noqa: B006 - copied into a tuple, never mutated
+    activation: Activation = "relu",
+    norm: Literal["none", "batch", "layer"] = "none",
+    dropout: float = 0.0,
+) -> MLP:
+    """Multi-layer perceptron: flatten, hidden Linear-activation layers, linear head."""
+    return MLP(
+        in_features=in_features, num_classes=num_classes, hidden=tuple(hidden), activation=activation, norm=norm, dropout=dropout
+    )

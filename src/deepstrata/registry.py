@@ -1,0 +1,208 @@
+"""One name-to-factory registry per kind of component.
+
+Problem: a toolkit grows by adding models, datasets, optimizers... If the core has to be
+edited for each one (an `if name == "adam"` chain, an import list), it rots.
+Idea: components register themselves with a decorator, `@register_model("resnet18")`. A cheap
+scan of the package's source finds every registration and its docstring without importing
+anything, so `strata list` stays fast and `get("resnet18")` imports only the module that
+defines it. Duplicate names are an error. (After timm's `@register_model`, stricter.)
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from deepstrata.errors import UserError, did_you_mean
+
+KINDS = (
+    "model",
+    "dataset",
+    "transform",
+    "loss",
+    "optimizer",
+    "scheduler",
+    "callback",
+    "metric",
+    "task",
+    "report_section",
+)
+PLURALS = {k: k + "s" for k in KINDS}
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """Where a registered component lives, found without importing it."""
+
+    kind: str
+    name: str
+    module: str
+    qualname: str
+    summary: str
+
+
+class Registry:
+    """Name -> factory for one kind of component."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, Callable[..., Any]] = {}
+
+    def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
+            existing = self._items.get(name)
+            if existing is not None and existing is not factory:
+                if _same_definition(existing, factory):
+                    self._items[name] = factory  # the same module imported again (e.g. reload)
+                    return factory
+                raise ValueError(
+                    f"{self.kind} '{name}' is registered twice: by {_where(existing)} and by "
+                    f"{_where(factory)}; rename one of them"
+                )
+            self._items[name] = factory
+            factory.registered_name = name  # type: ignore[attr-defined]
+            return factory
+
+        return decorator
+
+    def names(self) -> list[str]:
+        """Every registered name, including those not imported yet."""
+        return sorted(set(catalog().get(self.kind, {})) | set(self._items))
+
+    def get(self, name: str) -> Callable[..., Any]:
+        """The factory registered as `name`; imports its module on first use."""
+        if name not in self._items:
+            entry = catalog().get(self.kind, {}).get(name)
+            if entry is not None:
+                importlib.import_module(entry.module)
+        if name not in self._items:
+            raise UserError(
+                f"unknown {self.kind} '{name}'{did_you_mean(name, self.names())} "
+                f"(choices: {', '.join(self.names())}; `strata list {PLURALS[self.kind]}` describes them)"
+            )
+        return self._items[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.names()
+
+    def load_all(self) -> dict[str, Callable[..., Any]]:
+        """Import every module that registers this kind; returns the live mapping."""
+        for entry in catalog().get(self.kind, {}).values():
+            importlib.import_module(entry.module)
+        return dict(self._items)
+
+
+def _where(obj: Callable[..., Any]) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"
+
+
+def _same_definition(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    return _where(a) == _where(b)
+
+
+REGISTRIES: dict[str, Registry] = {kind: Registry(kind) for kind in KINDS}
+
+MODELS = REGISTRIES["model"]
+DATASETS = REGISTRIES["dataset"]
+TRANSFORMS = REGISTRIES["transform"]
+LOSSES = REGISTRIES["loss"]
+OPTIMIZERS = REGISTRIES["optimizer"]
+SCHEDULERS = REGISTRIES["scheduler"]
+CALLBACKS = REGISTRIES["callback"]
+METRICS = REGISTRIES["metric"]
+TASKS = REGISTRIES["task"]
+REPORT_SECTIONS = REGISTRIES["report_section"]
+
+register_model = MODELS.register
+register_dataset = DATASETS.register
+register_transform = TRANSFORMS.register
+register_loss = LOSSES.register
+register_optimizer = OPTIMIZERS.register
+register_scheduler = SCHEDULERS.register
+register_callback = CALLBACKS.register
+register_metric = METRICS.register
+register_task = TASKS.register
+register_report_section = REPORT_SECTIONS.register
+
+
+def registry(kind: str) -> Registry:
+    """The registry of `kind` ("model" or "models", ...), with a helpful error otherwise."""
+    singular = kind[:-1] if kind.endswith("s") and kind[:-1] in REGISTRIES else kind
+    if singular not in REGISTRIES:
+        plurals = sorted(PLURALS.values())
+        raise UserError(f"unknown component kind '{kind}'{did_you_mean(kind, plurals)} (choices: {', '.join(plurals)})")
+    return REGISTRIES[singular]
+
+
+def create(kind: str, name: str, /, **kwargs: Any) -> Any:
+    """Build the component `name` of `kind` with typed, validated keyword arguments."""
+    from deepstrata.config import validate_component_kwargs
+
+    factory = registry(kind).get(name)
+    clean = validate_component_kwargs(factory, kwargs, path=registry(kind).kind)
+    return factory(**clean)
+
+
+# --------------------------------------------------------------------------------------
+# The catalogue: registrations found by reading the source, not by importing it.
+# --------------------------------------------------------------------------------------
+
+
+@cache
+def catalog() -> dict[str, dict[str, CatalogEntry]]:
+    """{kind: {name: entry}} for every `@register_<kind>("name")` in the package source."""
+    found: dict[str, dict[str, CatalogEntry]] = {k: {} for k in KINDS}
+    for path in sorted(PACKAGE_ROOT.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if "register_" not in text:
+            continue
+        module = _module_name(path)
+        for entry in _scan(text, module):
+            previous = found[entry.kind].get(entry.name)
+            if previous is not None:
+                raise ValueError(
+                    f"{entry.kind} '{entry.name}' is registered twice: in {previous.module} and in "
+                    f"{entry.module}; rename one of them"
+                )
+            found[entry.kind][entry.name] = entry
+    return found
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE_ROOT.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _scan(text: str, module: str) -> list[CatalogEntry]:
+    tree = ast.parse(text)
+    entries = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            continue
+        for deco in node.decorator_list:
+            if not (isinstance(deco, ast.Call) and isinstance(deco.func, ast.Name)):
+                continue
+            kind = deco.func.id.removeprefix("register_")
+            if not deco.func.id.startswith("register_") or kind not in REGISTRIES:
+                continue
+            if not (deco.args and isinstance(deco.args[0], ast.Constant) and isinstance(deco.args[0].value, str)):
+                continue
+            doc = ast.get_docstring(node) or ""
+            summary = doc.strip().splitlines()[0] if doc.strip() else ""
+            entries.append(CatalogEntry(kind, deco.args[0].value, module, node.name, summary))
+    return entries
+
+
+def summary_of(factory: Callable[..., Any]) -> str:
+    doc = inspect.getdoc(factory) or ""
+    return doc.splitlines()[0] if doc else ""

@@ -1,0 +1,1 @@
+"""Run directories and the artifacts in them."""
