@@ -10,6 +10,7 @@ overrides get exactly the same checks.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -113,7 +114,7 @@ def load_recipe(source: str | Path | Mapping[str, Any] | Recipe, overrides: Sequ
         raw: dict[str, Any] = source.model_dump(mode="json")
         origin = f"recipe '{source.name}'"
     elif isinstance(source, Mapping):
-        raw = dict(source)
+        raw = copy.deepcopy(dict(source))  # overrides must not edit the caller's dict
         origin = "recipe"
     else:
         path = Path(source)
@@ -133,7 +134,14 @@ def load_recipe(source: str | Path | Mapping[str, Any] | Recipe, overrides: Sequ
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
-    """Set `a.b.c=value` in a nested dict; the value is parsed as YAML (`3`, `true`, `[1, 2]`)."""
+    """Set `a.b.c=value` in a nested dict; the value is parsed as YAML (`3`, `true`, `[1, 2]`).
+
+    `~a.b.c` removes the key (e.g. an argument the new model does not take after
+    `model.name=...` switched the architecture).
+    """
+    if item.startswith("~"):
+        _remove(raw, item[1:])
+        return
     if "=" not in item:
         raise ConfigError(f"--set '{item}': expected KEY=VALUE, e.g. --set trainer.max_epochs=5")
     key, _, text = item.partition("=")
@@ -161,6 +169,27 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         node[_list_index(node, last, key)] = value
     else:
         node[last] = value
+
+
+def _remove(raw: dict[str, Any], key: str) -> None:
+    parts = [p for p in key.strip().split(".") if p]
+    node: Any = raw
+    for i, part in enumerate(parts):
+        where = ".".join(parts[: i + 1])
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            idx = _list_index(node, part, where)
+            if last:
+                node.pop(idx)
+                return
+            node = node[idx]
+        elif isinstance(node, dict) and part in node:
+            if last:
+                del node[part]
+                return
+            node = node[part]
+        else:
+            raise ConfigError(f"--set ~{key}: there is no '{where}' to remove")
 
 
 def _list_index(node: list[Any], part: str, where: str) -> int:

@@ -54,9 +54,18 @@ class Registry:
     def __init__(self, kind: str):
         self.kind = kind
         self._items: dict[str, Callable[..., Any]] = {}
+        self._meta: dict[str, dict[str, Any]] = {}
 
-    def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(self, name: str, **meta: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator registering a factory as `name`.
+
+        `meta` is plain data about the component that tools and tests read, e.g. a model's
+        `example={"input_shape": [1, 8, 8], "kwargs": {"num_classes": 10}}` used by the
+        registry-wide contract tests.
+        """
+
         def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
+            self._meta[name] = meta
             existing = self._items.get(name)
             if existing is not None and existing is not factory:
                 if _same_definition(existing, factory):
@@ -88,6 +97,11 @@ class Registry:
                 f"(choices: {', '.join(self.names())}; `strata list {PLURALS[self.kind]}` describes them)"
             )
         return self._items[name]
+
+    def meta(self, name: str) -> dict[str, Any]:
+        """The metadata given at registration (imports the component's module)."""
+        self.get(name)
+        return dict(self._meta.get(name, {}))
 
     def __contains__(self, name: str) -> bool:
         return name in self.names()

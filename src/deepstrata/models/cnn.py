@@ -65,7 +65,7 @@ class SmallCNN(Backbone):
         return self.dropout(self.pool(x).flatten(1))
 
 
-@register_model("small_cnn")
+@register_model("small_cnn", example={"input_shape": [1, 8, 8], "kwargs": {"num_classes": 10}})
 def small_cnn(
     *,
     in_channels: int = 1,

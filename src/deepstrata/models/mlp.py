@@ -62,7 +62,7 @@ class MLP(Backbone):
         return self.body(x)
 
 
-@register_model("mlp")
+@register_model("mlp", example={"input_shape": [1, 8, 8], "kwargs": {"in_features": 64, "num_classes": 10}})
 def mlp(
     *,
     in_features: int,

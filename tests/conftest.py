@@ -1,0 +1,35 @@
+"""Shared fixtures: a tiny recipe, a temporary runs directory, one torch thread per test worker."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("DEEPSTRATA_DATA", REPO.parent / "shared" / "data"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Under pytest-xdist each worker is its own process; two workers x two torch threads on two
+    # cores would oversubscribe the CPU and slow everything down.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path: Path) -> dict:
+    """A digits recipe that trains in about a second; tests override what they need."""
+    return {
+        "name": "tiny",
+        "seed": 0,
+        "output_dir": str(tmp_path / "runs"),
+        "data": {"name": "digits", "batch_size": 64},
+        "model": {"name": "small_cnn", "widths": [8, 16], "dropout": 0.0},
+        "optimizer": {"name": "adamw", "lr": 0.01},
+        "trainer": {"max_epochs": 2, "progress": "off", "monitor": "val/accuracy", "monitor_mode": "max"},
+        "metrics": ["accuracy"],
+    }
