@@ -11,6 +11,16 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("DEEPSTRATA_DATA", REPO.parent / "shared" / "data"))
 
 
+if SHARED_DATA.is_dir():
+    # The MNIST-family loaders read $DEEPSTRATA_DATA/<name>/ when a recipe gives no data.root.
+    os.environ.setdefault("DEEPSTRATA_DATA", str(SHARED_DATA))
+
+
+def requires_shared_data(name: str) -> pytest.MarkDecorator:
+    """Skip, with the reason shown, when ../shared/data/<name> is absent."""
+    return pytest.mark.skipif(not (SHARED_DATA / name).is_dir(), reason=f"needs {SHARED_DATA / name} (see ../shared/data/README.md)")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Under pytest-xdist each worker is its own process; two workers x two torch threads on two
     # cores would oversubscribe the CPU and slow everything down.

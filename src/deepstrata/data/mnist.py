@@ -1,0 +1,95 @@
+"""MNIST-family image sets read from their original IDX files: MNIST, Fashion-MNIST, KMNIST.
+
+Problem: these benchmark sets cannot be downloaded at run time here, and users keep them in
+their own directories.
+Idea: read the four standard files (`train-images-idx3-ubyte[.gz]`, ...) from `data.root`,
+or from `$DEEPSTRATA_DATA/<name>/` when no root is given; the official 10,000-image test
+set stays the test split, and images are scaled to [0, 1].
+(LeCun et al. 1998; Xiao et al. 2017 for Fashion-MNIST; Clanuwat et al. 2018 for KMNIST.)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from deepstrata.data.base import TensorData
+from deepstrata.data.idx import IMAGE_MAGIC, LABEL_MAGIC, read_idx
+from deepstrata.errors import DataError
+from deepstrata.registry import register_dataset
+
+DATA_ENV = "DEEPSTRATA_DATA"
+FILES = {
+    "train_x": "train-images-idx3-ubyte",
+    "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte",
+    "test_y": "t10k-labels-idx1-ubyte",
+}
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+KMNIST_CLASSES = ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
+
+
+def resolve_root(name: str, root: str | None) -> Path:
+    """`root` if given, else `$DEEPSTRATA_DATA/<name>`; a clear error when neither exists."""
+    if root:
+        path = Path(root).expanduser()
+    elif os.environ.get(DATA_ENV):
+        path = Path(os.environ[DATA_ENV]).expanduser() / name
+    else:
+        raise DataError(f"dataset '{name}' needs its files: set data.root=DIR or the environment variable {DATA_ENV}=DIR (holding {name}/)")
+    if not path.is_dir():
+        raise DataError(f"dataset '{name}': directory '{path}' does not exist; set data.root to the folder holding its IDX files")
+    return path
+
+
+def _find(root: Path, stem: str) -> Path:
+    for candidate in (root / f"{stem}.gz", root / stem):
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"{root}: missing {stem}.gz (or {stem}); an MNIST-style folder holds {', '.join(FILES.values())}")
+
+
+def load_idx_folder(name: str, root: str | None, class_names: list[str], *, limit: int | None = None) -> TensorData:
+    folder = resolve_root(name, root)
+    arrays = {key: read_idx(_find(folder, stem), expect_magic=IMAGE_MAGIC if key.endswith("x") else LABEL_MAGIC) for key, stem in FILES.items()}
+    for part in ("train", "test"):
+        nx, ny = len(arrays[f"{part}_x"]), len(arrays[f"{part}_y"])
+        if nx != ny:
+            raise DataError(f"{folder}: {part} has {nx} images but {ny} labels")
+        if arrays[f"{part}_y"].max() >= len(class_names):
+            raise DataError(f"{folder}: {part} label {int(arrays[f'{part}_y'].max())} is outside the class range 0..{len(class_names) - 1}")
+
+    def images(a):  # (N, 28, 28) uint8 -> (N, 1, 28, 28) float in [0, 1]
+        return torch.from_numpy(a.copy()).unsqueeze(1).float().div_(255.0)
+
+    n = limit or len(arrays["train_x"])
+    return TensorData(
+        x=images(arrays["train_x"][:n]),
+        y=torch.from_numpy(arrays["train_y"][:n].astype("int64")),
+        test_x=images(arrays["test_x"]),
+        test_y=torch.from_numpy(arrays["test_y"].astype("int64")),
+        task="classification",
+        class_names=class_names,
+        input_spec={"scale": 1 / 255.0, "mean": 0.0, "std": 1.0, "raw": "grey level 0..255", "raw_max": 255.0},
+        description=f"{name} from {folder}",
+    )
+
+
+@register_dataset("mnist")
+def mnist(*, root: str | None = None, limit: int | None = None) -> TensorData:
+    """MNIST handwritten digits from IDX files: 60,000 train + official 10,000 test, 28x28."""
+    return load_idx_folder("mnist", root, [str(i) for i in range(10)], limit=limit)
+
+
+@register_dataset("fashion_mnist")
+def fashion_mnist(*, root: str | None = None, limit: int | None = None) -> TensorData:
+    """Fashion-MNIST clothing images from IDX files: 60,000 train + 10,000 test, 28x28."""
+    return load_idx_folder("fashion_mnist", root, FASHION_CLASSES, limit=limit)
+
+
+@register_dataset("kmnist")
+def kmnist(*, root: str | None = None, limit: int | None = None) -> TensorData:
+    """Kuzushiji-MNIST (cursive Japanese) from IDX files: 60,000 train + 10,000 test, 28x28."""
+    return load_idx_folder("kmnist", root, KMNIST_CLASSES, limit=limit)
