@@ -1,0 +1,1 @@
+"""Data transforms and augmentations by name (images, batches, text, time series)."""
