@@ -241,7 +241,7 @@ def _model_spec(exp: Experiment) -> dict[str, Any]:
     return {
         "architecture": exp.recipe.model.name,
         "kwargs": exp.recipe.model.kwargs,
-        "task": exp.data.task,
+        "task": exp.recipe.task,
         "class_names": exp.data.class_names,
         "input_spec": exp.data.input_spec,
         "dataset": exp.data.name,
@@ -252,7 +252,7 @@ def _model_spec(exp: Experiment) -> dict[str, Any]:
 @torch.no_grad()
 def _save_predictions(exp: Experiment, run_dir: Path) -> None:
     """Test-set predictions for the report: labels, predictions, probabilities, a few wrong inputs."""
-    if exp.data.task != "classification":
+    if exp.recipe.task != "classification":
         return
     exp.task.eval()
     ys, preds, probs, wrong_x, wrong_meta = [], [], [], [], []
