@@ -19,7 +19,7 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 
 from deepstrata.errors import DataError
 
-TaskKind = Literal["classification", "regression"]
+TaskKind = Literal["classification", "regression", "seq2seq", "forecasting"]
 
 
 @dataclass
@@ -33,6 +33,8 @@ class TensorData:
     input_spec: JSON-able description of one input: {"shape": [...], "scale": s, "mean": m,
         "std": d, "raw": "what a raw value is"}; `deepstrata.load(...).predict` maps raw
         inputs to model inputs as ((raw * scale) - mean) / std.
+    model_defaults: model arguments this data determines (e.g. {"vocab_size": 40} for token
+        ids), filled in when the recipe leaves them out, like `num_classes`.
     """
 
     x: torch.Tensor
@@ -43,6 +45,7 @@ class TensorData:
     test_y: torch.Tensor | None = None
     input_spec: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    model_defaults: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, name: str) -> None:
         """Fail before training when the arrays do not describe one consistent dataset."""
@@ -90,6 +93,7 @@ class DataBundle:
     input_shape: tuple[int, ...]
     input_spec: dict[str, Any]
     split: dict[str, Any]
+    extra_model_defaults: dict[str, Any] = field(default_factory=dict)
 
     def model_defaults(self) -> dict[str, Any]:
         """Arguments a model can take from the data when the recipe leaves them out."""
@@ -102,6 +106,7 @@ class DataBundle:
             defaults["image_size"] = shape[1]
         if len(shape) == 1:
             defaults["in_features"] = shape[0]
+        defaults.update(self.extra_model_defaults)
         return defaults
 
 
@@ -181,4 +186,5 @@ def build_data(
         input_shape=data.input_shape,
         input_spec={"shape": list(data.input_shape), **data.input_spec},
         split=split,
+        extra_model_defaults=dict(data.model_defaults),
     )
