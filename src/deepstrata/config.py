@@ -254,7 +254,7 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 # Arguments the framework supplies itself (never written in a recipe).
 INJECTED = frozenset({"params", "optimizer", "model", "num_training_steps", "run_dir"})
 # Arguments the framework fills from the data when the recipe leaves them out.
-INFERRED = frozenset({"num_classes", "in_channels", "input_shape", "in_features", "out_features", "image_size"})
+INFERRED = frozenset({"num_classes", "in_channels", "input_shape", "in_features", "out_features", "image_size", "vocab_size"})
 
 
 def _check_components(recipe: Recipe) -> None:
