@@ -118,7 +118,9 @@ def build_experiment(recipe: Recipe) -> Experiment:
     injected = {"num_classes": data.num_classes}
     loss = build_component("loss", loss_spec, "loss", **injected)
     metrics = {m.name: build_component("metric", m, f"metrics.{i}", **injected) for i, m in enumerate(metric_specs)}
-    task = task_factory(model=model, loss=loss, metrics=metrics)
+    # Tasks that need the data itself (a vocabulary, a baseline fitted on the training split) take `data`.
+    task_extra = {"data": data} if "data" in inspect.signature(task_factory).parameters else {}
+    task = task_factory(model=model, loss=loss, metrics=metrics, **task_extra)
 
     resolved = recipe.model_copy(
         update={
