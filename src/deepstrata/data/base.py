@@ -10,6 +10,7 @@ deterministically from the seed, stratified for classification, and records the 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,7 +20,7 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 
 from deepstrata.errors import DataError
 
-TaskKind = Literal["classification", "regression", "seq2seq", "forecasting"]
+TaskKind = Literal["classification", "regression", "seq2seq", "forecasting", "language_modeling"]
 
 
 @dataclass
@@ -32,7 +33,10 @@ class TensorData:
         training part is split into train/validation.
     input_spec: JSON-able description of one input: {"shape": [...], "scale": s, "mean": m,
         "std": d, "raw": "what a raw value is"}; `deepstrata.load(...).predict` maps raw
-        inputs to model inputs as ((raw * scale) - mean) / std.
+        inputs to model inputs as ((raw * scale) - mean) / std; mean and std are numbers or
+        per-feature (per-channel) lists.
+    standardize: when True, `build_data` fits per-feature mean/std on the training rows only
+        (x must be (N, F)), maps every split with them and folds them into `input_spec`.
     model_defaults: model arguments this data determines (e.g. {"vocab_size": 40} for token
         ids), filled in when the recipe leaves them out, like `num_classes`.
     """
@@ -45,6 +49,7 @@ class TensorData:
     test_y: torch.Tensor | None = None
     input_spec: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    standardize: bool = False
     model_defaults: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, name: str) -> None:
@@ -154,19 +159,36 @@ def build_data(
     data.validate(name)
     stratify = data.task == "classification"
     y_np = data.y.numpy() if stratify else np.zeros(len(data.y))
-    full = TensorDataset(data.x, data.y)
     if data.test_x is not None and data.test_y is not None:
-        val_idx, train_idx = stratified_split(y_np, [val_fraction], seed=seed, stratify=stratify)
-        test: Dataset = TensorDataset(data.test_x, data.test_y)
-        split = {"test": "official", "test_size": len(data.test_x)}
+        val_idx, train_idx = _split(name, y_np, [val_fraction], seed=seed, stratify=stratify)
+        test_idx = None
+        split: dict[str, Any] = {"test": "official", "test_size": len(data.test_x)}
     else:
         if test_fraction <= 0:
             raise DataError(f"dataset '{name}' has no official test set; set data.test_fraction above 0")
-        test_idx, val_idx, train_idx = stratified_split(
-            y_np, [test_fraction, val_fraction], seed=seed, stratify=stratify
-        )
-        test = Subset(full, test_idx.tolist())
+        test_idx, val_idx, train_idx = _split(name, y_np, [test_fraction, val_fraction], seed=seed, stratify=stratify)
         split = {"test": f"{test_fraction:g} of the data", "test_size": len(test_idx)}
+    x, test_x, input_spec = data.x, data.test_x, dict(data.input_spec)
+    if data.standardize:
+        # Fitted on the training rows alone: validation and test rows never shape the statistics.
+        from deepstrata.data.standardize import Standardize
+
+        scaler = Standardize().fit(x[torch.as_tensor(train_idx, dtype=torch.long)])
+        x = scaler.transform(x)
+        test_x = scaler.transform(test_x) if test_x is not None else None
+        input_spec.update(_compose_standardize(input_spec, scaler))
+        split["standardized_on"] = "train"
+    full = TensorDataset(x, data.y)
+    if test_idx is None:
+        test: Dataset = TensorDataset(test_x, data.test_y)
+        test_y = data.test_y
+    else:
+        test = Subset(full, test_idx.tolist())
+        split["test_indices_sha256"] = _sha256(test_idx.astype(np.int64).tobytes())
+        test_y = data.y[torch.as_tensor(test_idx, dtype=torch.long)]
+    # Fingerprint of the test labels: `strata evaluate` can check it rebuilt the same test set.
+    split["test_labels_sha256"] = _sha256(test_y.contiguous().numpy().tobytes())
+    split["val_indices_sha256"] = _sha256(val_idx.astype(np.int64).tobytes())
     split.update(
         seed=seed,
         stratified=stratify,
@@ -184,7 +206,35 @@ def build_data(
         num_classes=data.num_classes,
         class_names=data.class_names,
         input_shape=data.input_shape,
-        input_spec={"shape": list(data.input_shape), **data.input_spec},
+        input_spec={"shape": list(data.input_shape), **input_spec},
         split=split,
         extra_model_defaults=dict(data.model_defaults),
     )
+
+
+def _split(name: str, y: np.ndarray, fractions: list[float], *, seed: int, stratify: bool) -> list[np.ndarray]:
+    """`stratified_split`, with scikit-learn's complaints about tiny data turned into DataError."""
+    try:
+        return stratified_split(y, fractions, seed=seed, stratify=stratify)
+    except ValueError as err:
+        raise DataError(
+            f"dataset '{name}' ({len(y)} examples) cannot be split into train/validation/test with "
+            f"fractions {fractions}: {err}; give more examples per class or lower data.val_fraction/data.test_fraction"
+        ) from None
+
+
+def _sha256(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _compose_standardize(spec: dict[str, Any], scaler: Any) -> dict[str, Any]:
+    """Fold z = (x - m) / s into the spec's x = (raw * scale - mean0) / std0.
+
+    z = (raw * scale - (mean0 + m * std0)) / (std0 * s), so prediction applies one map.
+    """
+    mean0, std0 = float(spec.get("mean", 0.0)), float(spec.get("std", 1.0))
+    stats = scaler.to_spec()
+    return {
+        "mean": [mean0 + m * std0 for m in stats["mean"]],
+        "std": [std0 * s for s in stats["std"]],
+    }
