@@ -154,7 +154,11 @@ class Predictor:
         else:
             raise UserError(f"input of shape {tuple(x.shape)} does not fit the model's input shape {shape}")
         x = x * float(self.input_spec.get("scale", 1.0))
-        return (x - float(self.input_spec.get("mean", 0.0))) / float(self.input_spec.get("std", 1.0))
+        # mean/std: numbers, or per-feature / per-channel lists (statistics fitted on the training split)
+        mean, std = (torch.as_tensor(self.input_spec.get(k, d), dtype=torch.float32) for k, d in (("mean", 0.0), ("std", 1.0)))
+        if mean.dim() == 1 and len(shape) > 1:
+            mean, std = mean.reshape(-1, *[1] * (len(shape) - 1)), std.reshape(-1, *[1] * (len(shape) - 1))
+        return (x - mean) / std
 
     @torch.no_grad()
     def predict(self, raw: np.ndarray | torch.Tensor) -> list[dict[str, Any]]:
