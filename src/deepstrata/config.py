@@ -66,6 +66,42 @@ class TrainerSpec(BaseModel):
     monitor_mode: Literal["min", "max"] = "min"
     progress: Literal["auto", "bar", "lines", "off"] = "auto"
     deterministic: bool = True
+    # Training-engine options (docs/training.md); each maps to a callback or a loop component.
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    accumulate_grad_batches: int = Field(1, ge=1)
+    gradient_clip_norm: float | None = Field(None, gt=0)
+    gradient_clip_value: float | None = Field(None, gt=0)
+    nonfinite: Literal["stop", "skip"] = "stop"
+    checkpoint_every_n_steps: int | None = Field(None, ge=1)
+    save_top_k: int = Field(1, ge=0)
+    strategy: Literal["auto", "ddp", "fsdp"] = "auto"
+
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted `off`/`on` as a boolean; accept what the user meant.
+        if isinstance(value, bool):
+            return "auto" if value else "off"
+        return value
+
+
+class ParamGroupSpec(BaseModel):
+    """Settings for the parameters whose name matches `match` (fnmatch), e.g. `{match: "head.*", lr_scale: 10}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: str
+    lr: float | None = Field(None, gt=0)
+    lr_scale: float | None = Field(None, gt=0)
+    weight_decay: float | None = Field(None, ge=0)
+    frozen: bool = False
+
+
+class OptimizerSpec(ComponentSpec):
+    """An optimizer by name; other keys go to its factory. Biases and norm weights get no decay by default."""
+
+    decay_norm_and_bias: bool = False
+    param_groups: list[ParamGroupSpec] = Field(default_factory=list)
 
 
 class Recipe(BaseModel):
@@ -80,7 +116,7 @@ class Recipe(BaseModel):
     data: DataSpec
     model: ComponentSpec
     loss: ComponentSpec | None = None
-    optimizer: ComponentSpec = Field(default_factory=lambda: ComponentSpec(name="adamw"))
+    optimizer: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec(name="adamw"))
     scheduler: ComponentSpec | None = None
     trainer: TrainerSpec = Field(default_factory=TrainerSpec)
     metrics: list[ComponentSpec] = Field(default_factory=list)
@@ -263,7 +299,7 @@ def _check_components(recipe: Recipe) -> None:
     checks: list[tuple[str, str, ComponentSpec, frozenset[str]]] = [
         ("dataset", "data", recipe.data, frozenset(DataSpec.model_fields)),
         ("model", "model", recipe.model, frozenset()),
-        ("optimizer", "optimizer", recipe.optimizer, frozenset()),
+        ("optimizer", "optimizer", recipe.optimizer, frozenset(OptimizerSpec.model_fields)),
     ]
     if recipe.loss is not None:
         checks.append(("loss", "loss", recipe.loss, frozenset()))
