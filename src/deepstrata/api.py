@@ -88,6 +88,8 @@ def train(
         metrics = trainer.test(exp.task, exp.loader("test"))
         exp.task.to("cpu")
         artifact.save_model(exp.model, run_dir, _model_spec(exp))
+        for filename, text in exp.data.artifacts.items():  # what the model needs to be used, e.g. its tokenizer
+            atomic_write_text(run_dir / filename, text)
         _save_predictions(exp, run_dir)
     _write_run_info(run_dir, exp, device, wall_time_s=time.time() - started, fit_time_s=trainer.state.wall_time_s)
     from deepstrata.report import build_report

@@ -39,6 +39,8 @@ class TensorData:
         (x must be (N, F)), maps every split with them and folds them into `input_spec`.
     model_defaults: model arguments this data determines (e.g. {"vocab_size": 40} for token
         ids), filled in when the recipe leaves them out, like `num_classes`.
+    artifacts: text files a run must keep next to its model to use it later, by file name
+        (e.g. {"tokenizer.json": "..."}); `train` writes them into the run directory.
     """
 
     x: torch.Tensor
@@ -51,6 +53,7 @@ class TensorData:
     description: str = ""
     standardize: bool = False
     model_defaults: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
 
     def validate(self, name: str) -> None:
         """Fail before training when the arrays do not describe one consistent dataset."""
@@ -99,6 +102,7 @@ class DataBundle:
     input_spec: dict[str, Any]
     split: dict[str, Any]
     extra_model_defaults: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
 
     def model_defaults(self) -> dict[str, Any]:
         """Arguments a model can take from the data when the recipe leaves them out."""
@@ -209,6 +213,7 @@ def build_data(
         input_spec={"shape": list(data.input_shape), **input_spec},
         split=split,
         extra_model_defaults=dict(data.model_defaults),
+        artifacts=dict(data.artifacts),
     )
 
 
