@@ -20,7 +20,7 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 
 from deepstrata.errors import DataError
 
-TaskKind = Literal["classification", "regression", "seq2seq", "forecasting", "language_modeling"]
+TaskKind = Literal["classification", "regression", "seq2seq", "forecasting", "language_modeling", "node_classification"]
 
 
 @dataclass
@@ -158,6 +158,8 @@ def build_data(
     from deepstrata.registry import DATASETS
 
     data = DATASETS.get(name)(**(dataset_kwargs or {}))
+    if hasattr(data, "to_bundle"):  # data that splits itself: a graph masks nodes (data/graph_data.py)
+        return data.to_bundle(name, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
     if not isinstance(data, TensorData):
         raise TypeError(f"dataset factory '{name}' must return TensorData, got {type(data).__name__}")
     data.validate(name)
