@@ -1,0 +1,1 @@
+"""Gradient estimators for expectations: score function (REINFORCE), pathwise, Gumbel-softmax."""
