@@ -1,0 +1,50 @@
+"""Splits are deterministic from the seed, stratified for classification, and recorded."""
+
+from __future__ import annotations
+
+import collections
+
+from deepstrata.data.base import build_data
+
+
+def _indices(bundle):
+    return bundle.train.indices, bundle.val.indices, bundle.test.indices
+
+
+def test_same_seed_same_split_other_seed_other_split() -> None:
+    a = build_data("digits", seed=7, val_fraction=0.1, test_fraction=0.2)
+    b = build_data("digits", seed=7, val_fraction=0.1, test_fraction=0.2)
+    c = build_data("digits", seed=8, val_fraction=0.1, test_fraction=0.2)
+    assert _indices(a) == _indices(b) and a.split == b.split
+    assert a.split["test_indices_sha256"] != c.split["test_indices_sha256"]
+    assert set(a.test.indices) != set(c.test.indices)
+
+
+def test_parts_are_disjoint_and_cover_everything() -> None:
+    bundle = build_data("digits", seed=0, val_fraction=0.1, test_fraction=0.2)
+    train, val, test = (set(i) for i in _indices(bundle))
+    assert not (train & val) and not (train & test) and not (val & test)
+    assert len(train | val | test) == 1797
+    assert bundle.split["train_size"] == len(train) and bundle.split["test_size"] == len(test) == 360
+
+
+def test_classification_splits_keep_class_shares() -> None:
+    bundle = build_data("digits", seed=1, val_fraction=0.1, test_fraction=0.2)
+    y = bundle.train.dataset.tensors[1]
+    full = collections.Counter(y.tolist())
+    test = collections.Counter(y[bundle.test.indices].tolist())
+    for cls, count in full.items():
+        assert abs(test[cls] / 360 - count / 1797) < 0.01, cls
+    assert bundle.split["stratified"] is True
+
+
+def test_split_record_fingerprints_the_test_set() -> None:
+    bundle = build_data("iris", seed=0, val_fraction=0.1, test_fraction=0.2)
+    for key in ("test_indices_sha256", "test_labels_sha256", "val_indices_sha256", "seed", "standardized_on"):
+        assert key in bundle.split, key
+    assert len(bundle.split["test_indices_sha256"]) == 16
+
+
+def test_regression_split_is_not_stratified() -> None:
+    bundle = build_data("diabetes", seed=0, val_fraction=0.1, test_fraction=0.2)
+    assert bundle.split["stratified"] is False and bundle.task == "regression"
