@@ -53,13 +53,16 @@ def _find(root: Path, stem: str) -> Path:
 
 def load_idx_folder(name: str, root: str | None, class_names: list[str], *, limit: int | None = None) -> TensorData:
     folder = resolve_root(name, root)
-    arrays = {key: read_idx(_find(folder, stem), expect_magic=IMAGE_MAGIC if key.endswith("x") else LABEL_MAGIC) for key, stem in FILES.items()}
+    paths = {key: _find(folder, stem) for key, stem in FILES.items()}
+    arrays = {key: read_idx(path, expect_magic=IMAGE_MAGIC if key.endswith("x") else LABEL_MAGIC) for key, path in paths.items()}
     for part in ("train", "test"):
-        nx, ny = len(arrays[f"{part}_x"]), len(arrays[f"{part}_y"])
-        if nx != ny:
-            raise DataError(f"{folder}: {part} has {nx} images but {ny} labels")
-        if arrays[f"{part}_y"].max() >= len(class_names):
-            raise DataError(f"{folder}: {part} label {int(arrays[f'{part}_y'].max())} is outside the class range 0..{len(class_names) - 1}")
+        images_, labels = arrays[f"{part}_x"], arrays[f"{part}_y"]
+        if images_.ndim != 3 or labels.ndim != 1:
+            raise DataError(f"{folder}: {part} images must be (N, H, W) and labels (N,), got {images_.shape} and {labels.shape}")
+        if len(images_) != len(labels):
+            raise DataError(f"{paths[part + '_y']}: {len(labels)} labels for the {len(images_)} images of {paths[part + '_x'].name}")
+        if labels.size and labels.max() >= len(class_names):
+            raise DataError(f"{paths[part + '_y']}: label {int(labels.max())} is outside the class range 0..{len(class_names) - 1} of '{name}'")
 
     def images(a):  # (N, 28, 28) uint8 -> (N, 1, 28, 28) float in [0, 1]
         return torch.from_numpy(a.copy()).unsqueeze(1).float().div_(255.0)
