@@ -34,3 +34,25 @@ def adam(params: Params, *, lr: float = 1e-3, betas: tuple[float, float] = (0.9,
 def adamw(params: Params, *, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.01) -> torch.optim.AdamW:
     """AdamW: Adam with weight decay decoupled from the gradient (Loshchilov & Hutter 2019)."""
     return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+@register_optimizer("rmsprop")
+def rmsprop(
+    params: Params, *, lr: float = 1e-3, alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0, centered: bool = False, weight_decay: float = 0.0
+) -> torch.optim.RMSprop:
+    """RMSprop: divide the step by a running RMS of recent gradients (Hinton, Coursera lecture 6e)."""
+    return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps, momentum=momentum, centered=centered, weight_decay=weight_decay)
+
+
+@register_optimizer("adagrad")
+def adagrad(params: Params, *, lr: float = 1e-2, lr_decay: float = 0.0, eps: float = 1e-10, weight_decay: float = 0.0) -> torch.optim.Adagrad:
+    """Adagrad: per-parameter steps shrink with the sum of past squared gradients (Duchi et al. 2011)."""
+    return torch.optim.Adagrad(params, lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay)
+
+
+@register_optimizer("radam")
+def radam(
+    params: Params, *, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0, decoupled_weight_decay: bool = False
+) -> torch.optim.RAdam:
+    """RAdam: Adam with the variance of the adaptive LR rectified in early steps (Liu et al. 2020)."""
+    return torch.optim.RAdam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay)
