@@ -52,8 +52,17 @@ class Experiment:
         spec = self.recipe.optimizer
         factory = registry("optimizer").get(spec.name)
         kwargs = validate_component_kwargs(factory, spec.kwargs, path="optimizer")
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        return factory(params, **kwargs)
+        from deepstrata.optim.param_groups import GroupRule, parameter_groups
+
+        lr_param = inspect.signature(factory).parameters.get("lr")
+        base_lr = kwargs.get("lr", lr_param.default if lr_param is not None else None)
+        groups = parameter_groups(
+            self.model,
+            base_lr=base_lr,
+            decay_norm_and_bias=getattr(spec, "decay_norm_and_bias", False),
+            rules=[GroupRule(**g.model_dump()) for g in getattr(spec, "param_groups", [])],
+        )
+        return factory(groups, **kwargs)
 
     def build_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
         spec = self.recipe.scheduler
