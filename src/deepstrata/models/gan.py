@@ -1,0 +1,142 @@
+"""DCGAN-style generative adversarial network, unconditional and class-conditional.
+
+Problem: a generator can produce sharp samples without any likelihood, but then something
+must tell it how far its samples are from the data.
+Idea: a discriminator D learns to tell real from generated images while the generator G
+learns to fool it, a two-player game whose equilibrium is G matching the data distribution
+(Goodfellow et al. 2014). The generator minimises the non-saturating loss -log D(G(z)), which
+keeps gradients alive when D wins early; strided convolutions with batch norm in G make the
+game stable for images (DCGAN, Radford, Metz & Chintala 2016); one-sided label smoothing
+(real target 0.9, Salimans et al. 2016) or spectral normalisation of D (Miyato et al. 2018)
+are optional stabilisers. The conditional GAN feeds the label to both players (Mirza &
+Osindero 2014): G gets a one-hot vector beside z, D gets one constant plane per class.
+
+Both players learn in one optimizer step: `objective` returns D's loss, whose gradient reaches
+only D (fakes are detached), plus G's loss computed through a frozen D, whose gradient reaches
+only G; one backward pass then gives each player exactly its own gradient (simultaneous
+gradient descent, rather than the paper's alternating updates), so the GAN trains in the
+standard Trainer with a single optimizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepstrata.models.generative import GenerativeModel
+from deepstrata.registry import register_model
+
+
+class Generator(nn.Module):
+    """z (+ one-hot y) -> linear -> (2w, H/4, W/4) -> 2 x [upsample conv, BN, ReLU] -> sigmoid image."""
+
+    def __init__(self, data_shape: Sequence[int], latent_dim: int, width: int, num_classes: int):
+        super().__init__()
+        c, h, w = data_shape
+        self.small = (2 * width, h // 4, w // 4)
+        self.fc = nn.Sequential(nn.Linear(latent_dim + num_classes, 2 * width * (h // 4) * (w // 4)), nn.BatchNorm1d(2 * width * (h // 4) * (w // 4)), nn.ReLU())
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.ConvTranspose2d(width, c, 4, stride=2, padding=1),
+        )  # fmt: skip
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(self.fc(z).view(-1, *self.small)))
+
+
+class Discriminator(nn.Module):
+    """image (+ one plane per class) -> 2 x [strided conv, LeakyReLU] -> linear -> real/fake logit."""
+
+    def __init__(self, data_shape: Sequence[int], width: int, num_classes: int, spectral_norm: bool):
+        super().__init__()
+        c, h, w = data_shape
+        sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
+        self.net = nn.Sequential(
+            sn(nn.Conv2d(c + num_classes, width, 4, stride=2, padding=1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(width, 2 * width, 4, stride=2, padding=1)), nn.LeakyReLU(0.2),
+            nn.Flatten(), sn(nn.Linear(2 * width * (h // 4) * (w // 4), 1)),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+class GAN(GenerativeModel):
+    """Generator + discriminator; `forward(x)` is D's logit, `sample` runs G."""
+
+    def __init__(self, *, data_shape: Sequence[int], latent_dim: int = 64, width: int = 64, num_classes: int = 0, label_smoothing: float = 0.0, spectral_norm: bool = False):
+        super().__init__()
+        self.data_shape = tuple(data_shape)
+        if len(self.data_shape) != 3 or self.data_shape[1] % 4 or self.data_shape[2] % 4:
+            raise ValueError(f"GAN needs (C, H, W) images with H and W divisible by 4, got data shape {self.data_shape}")
+        if not 0.0 <= label_smoothing < 0.5:
+            raise ValueError(f"GAN label_smoothing must be in [0, 0.5), got {label_smoothing}")
+        self.latent_dim, self.num_classes, self.label_smoothing = latent_dim, num_classes, label_smoothing
+        self.generator = Generator(self.data_shape, latent_dim, width, num_classes)
+        self.discriminator = Discriminator(self.data_shape, width, num_classes, spectral_norm)
+
+    def _d(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        if self.conditional:
+            planes = F.one_hot(y, self.num_classes).to(x.dtype) if y is not None else x.new_zeros(x.shape[0], self.num_classes)
+            x = torch.cat([x, planes[:, :, None, None].expand(-1, -1, *x.shape[2:])], dim=1)
+        return self.discriminator(x)
+
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, latent_dim) noise (+ labels) -> (N, *data_shape) images in [0, 1]."""
+        if self.conditional:
+            z = torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], dim=1)
+        return self.generator(z)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The discriminator's logit that x is real, (N,). Without labels a conditional D gets all-zero planes."""
+        self.check_data("GAN.discriminator", x)
+        return self._d(x, self.check_labels("GAN.discriminator", y, x.shape[0], required=False))
+
+    def objective(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """d_loss (D's gradient only) + g_loss (G's gradient only); both logged, their sum minimised."""
+        self.check_data("GAN.discriminator", x)
+        y = self.check_labels("GAN.objective", y, x.shape[0])
+        z = torch.randn(x.shape[0], self.latent_dim, device=x.device)
+        fake = self.generate(z, y)
+        real_logit, fake_logit = self._d(x, y), self._d(fake.detach(), y)
+        real_target = torch.full_like(real_logit, 1.0 - self.label_smoothing)  # one-sided smoothing
+        d_loss = F.binary_cross_entropy_with_logits(real_logit, real_target) + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
+        # G's loss through a frozen D: the graph records D's weights as constants, so this term
+        # sends gradients to G only. Non-saturating: maximise log D(G(z)).
+        params = list(self.discriminator.parameters())
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            g_logit = self._d(fake, y)
+        finally:
+            for p in params:
+                p.requires_grad_(True)
+        g_loss = F.binary_cross_entropy_with_logits(g_logit, torch.ones_like(g_logit))
+        return {
+            "loss": d_loss + g_loss,
+            "d_loss": d_loss.detach(),
+            "g_loss": g_loss.detach(),
+            "d_real": torch.sigmoid(real_logit).mean().detach(),  # D's mean belief that real is real
+            "d_fake": torch.sigmoid(fake_logit).mean().detach(),  # ... and that fake is real
+        }
+
+    @torch.no_grad()
+    def sample(self, n, *, y=None, steps=None, guidance=None, generator=None) -> torch.Tensor:
+        y = self.check_labels("GAN.sample", y, n)
+        device = next(self.parameters()).device
+        return self.generate(torch.randn(n, self.latent_dim, generator=generator).to(device), y)
+
+
+@register_model("gan", example={"input_shape": [1, 8, 8], "kwargs": {"input_shape": [1, 8, 8], "latent_dim": 8, "width": 8}})
+def gan(*, input_shape: list[int], latent_dim: int = 64, width: int = 64, label_smoothing: float = 0.0, spectral_norm: bool = False) -> GAN:
+    """DCGAN-style GAN: non-saturating loss; optional one-sided label smoothing or spectral norm."""
+    return GAN(data_shape=input_shape, latent_dim=latent_dim, width=width, label_smoothing=label_smoothing, spectral_norm=spectral_norm)
+
+
+@register_model("cgan", example={"input_shape": [1, 8, 8], "kwargs": {"input_shape": [1, 8, 8], "num_classes": 3, "latent_dim": 8, "width": 8, "spectral_norm": True}})
+def cgan(*, input_shape: list[int], num_classes: int, latent_dim: int = 64, width: int = 64, label_smoothing: float = 0.0, spectral_norm: bool = False) -> GAN:
+    """Conditional DCGAN (Mirza & Osindero 2014): the label goes to generator and discriminator."""
+    return GAN(data_shape=input_shape, latent_dim=latent_dim, width=width, num_classes=num_classes, label_smoothing=label_smoothing, spectral_norm=spectral_norm)
