@@ -2,8 +2,10 @@
 
 Problem: a step size large enough to make progress early is too large to settle into a
 minimum late; a large step at the very start can also blow up freshly initialised networks.
-Idea: warm up linearly from a small LR, then decay (cosine or linear) towards a floor.
-(Goyal et al. 2017 for warm-up; Loshchilov & Hutter 2017 for cosine.)
+Idea: warm up linearly from a small LR, then decay (cosine, linear, step or exponential)
+towards a floor. (Goyal et al. 2017 for warm-up; Loshchilov & Hutter 2017 for cosine.)
+Cyclical and one-cycle schedules live in `optim/cyclical.py`, reduce-on-plateau in
+`optim/plateau.py`.
 """
 
 from __future__ import annotations
@@ -46,3 +48,31 @@ def linear(
 def constant(optimizer: torch.optim.Optimizer, num_training_steps: int, *, warmup_steps: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up, then the base LR unchanged."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_then(lambda p: 1.0, warmup_steps, num_training_steps, 1.0))
+
+
+@register_scheduler("step")
+def step(
+    optimizer: torch.optim.Optimizer, num_training_steps: int, *, step_size: int = 1000, gamma: float = 0.1, warmup_steps: int = 0
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up, then the LR times gamma every step_size optimizer steps (the classic ResNet schedule)."""
+
+    def factor(s: int) -> float:
+        if warmup_steps and s < warmup_steps:
+            return (s + 1) / warmup_steps
+        return gamma ** ((s - warmup_steps) // step_size)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@register_scheduler("exponential")
+def exponential(
+    optimizer: torch.optim.Optimizer, num_training_steps: int, *, gamma: float = 0.999, warmup_steps: int = 0
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up, then the LR times gamma after every optimizer step."""
+
+    def factor(s: int) -> float:
+        if warmup_steps and s < warmup_steps:
+            return (s + 1) / warmup_steps
+        return gamma ** (s - warmup_steps)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
