@@ -19,6 +19,7 @@ class TrainerState:
     global_step: int = 0  # optimizer steps taken
     batch_idx: int = 0  # batches done in the current epoch
     should_stop: bool = False
+    skip_step: bool = False  # a callback (the non-finite guard) vetoes this optimizer step
     stop_reason: str = ""
     train_metrics: dict[str, float] = field(default_factory=dict)
     val_metrics: dict[str, float] = field(default_factory=dict)

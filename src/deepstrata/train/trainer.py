@@ -2,14 +2,17 @@
 
 Problem: training code mixes the essential loop (forward, backward, step) with a dozen
 optional features, and every new feature edits the loop.
-Idea: the loop below is the whole algorithm of mini-batch gradient descent; everything else
-(logging, checkpoints, progress, early stopping) hooks in as a `Callback` and communicates
-through `trainer.state`. `fit` checks the setup (shapes, loss, callbacks) on one batch before
-the first step so a mistake fails in a second, not after an epoch.
+Idea: the loop below is the whole algorithm of mini-batch gradient descent with gradient
+accumulation; everything else (logging, checkpoints, clipping, the non-finite guard, EMA,
+early stopping, progress) hooks in as a `Callback` and communicates through `trainer.state`.
+Number formats are a `Precision` component and multi-process training a strategy
+(`train/strategy.py`). `fit` checks the setup on one batch before the first step so a
+mistake fails in a second, not after an epoch.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -18,9 +21,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from deepstrata.errors import UserError
-from deepstrata.tasks.base import Task
+from deepstrata.tasks.base import StepOutput, Task
 from deepstrata.train.callbacks.base import Callback
+from deepstrata.train.precision import Precision
 from deepstrata.train.state import TrainerState
+from deepstrata.train.strategy import SingleProcess
 
 
 def resolve_device(device: str) -> torch.device:
@@ -47,17 +52,27 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         device: str | torch.device = "cpu",
         log_every_n_steps: int = 1,
+        accumulate_grad_batches: int = 1,
+        precision: Precision | None = None,
+        strategy: SingleProcess | None = None,
     ):
+        if accumulate_grad_batches < 1:
+            raise UserError(f"accumulate_grad_batches must be >= 1, got {accumulate_grad_batches}")
         self.max_epochs = max_epochs
         self.max_steps = max_steps
         self.callbacks = list(callbacks)
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.log_every_n_steps = log_every_n_steps
+        self.accumulate_grad_batches = accumulate_grad_batches
+        self.precision = precision or Precision()
+        self.strategy = strategy or SingleProcess()
         self.state = TrainerState()
         self.task: Task | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: Any = None
         self.train_loader: DataLoader | None = None
+        self.val_loader: DataLoader | None = None
+        self.output: StepOutput | None = None  # the latest training step's output
 
     # ---------------------------------------------------------------- the loop
     def fit(
@@ -68,40 +83,24 @@ class Trainer:
         *,
         optimizer: torch.optim.Optimizer,
         scheduler: Any = None,
+        checkpoint: dict[str, Any] | None = None,
     ) -> TrainerState:
-        self.task, self.optimizer, self.scheduler, self.train_loader = task.to(self.device), optimizer, scheduler, train_loader
-        self.val_loader = val_loader
+        """Train; `checkpoint` (from `train.checkpoint.load_checkpoint`) resumes exactly where it was written."""
+        self.task, self.optimizer, self.scheduler = task.to(self.device), optimizer, scheduler
+        self.train_loader, self.val_loader = train_loader, val_loader
         s = self.state
         s.stage = "fit"
         self._check_setup(task, train_loader)
+        self.strategy.setup(task)
+        if checkpoint is not None:
+            from deepstrata.train.checkpoint import restore
+
+            restore(self, checkpoint)
         start = time.perf_counter() - s.wall_time_s
         self._hook("on_fit_start")
         try:
             while s.epoch < self.max_epochs and not s.should_stop:
-                self._hook("on_train_epoch_start")
-                task.train()
-                for batch in train_loader:
-                    batch = self.to_device(batch)
-                    self._hook("on_train_batch_start", batch)
-                    out = task.training_step(batch)
-                    optimizer.zero_grad(set_to_none=True)
-                    out.loss.backward()
-                    self._hook("on_after_backward")
-                    self._hook("on_before_optimizer_step")
-                    optimizer.step()
-                    if scheduler is not None:
-                        scheduler.step()
-                    s.global_step += 1
-                    s.batch_idx += 1
-                    if s.global_step % self.log_every_n_steps == 0:
-                        self._log_step(out)
-                    self._hook("on_train_batch_end", out)
-                    if self.max_steps is not None and s.global_step >= self.max_steps:
-                        s.should_stop, s.stop_reason = True, f"reached max_steps={self.max_steps}"
-                    if s.should_stop:
-                        break
-                s.train_metrics = task.compute_metrics("train")
-                self._hook("on_train_epoch_end")
+                self._train_epoch(task, train_loader, optimizer, scheduler)
                 if val_loader is not None:
                     self._evaluate(val_loader, "val")
                 s.epoch += 1
@@ -115,6 +114,55 @@ class Trainer:
         self._hook("on_fit_end")
         s.stage = "idle"
         return s
+
+    def _train_epoch(self, task: Task, loader: DataLoader, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+        s, k = self.state, self.accumulate_grad_batches
+        num_batches = len(loader)
+        self._hook("on_train_epoch_start")
+        task.train()
+        ran = 0
+        for batch in self._batches(loader):
+            batch = self.to_device(batch)
+            self._hook("on_train_batch_start", batch)
+            with self.precision.autocast():
+                out = self.output = self.strategy.training_step(task, batch)
+            self._hook("on_before_backward", out)
+            self.precision.backward(out.loss / k)  # k micro-batches add up to one batch's mean gradient
+            s.batch_idx += 1
+            ran += 1
+            if s.batch_idx % k and s.batch_idx < num_batches:
+                continue  # keep accumulating
+            self.precision.unscale(optimizer)
+            self._hook("on_after_backward")
+            self._hook("on_before_optimizer_step")
+            if not s.skip_step:
+                self.precision.step(optimizer)
+            s.skip_step = False
+            optimizer.zero_grad(set_to_none=True)
+            if scheduler is not None:
+                scheduler.step()
+            s.global_step += 1
+            if s.global_step % self.log_every_n_steps == 0:
+                self._log_step(out)
+            self._hook("on_train_batch_end", out)
+            if self.max_steps is not None and s.global_step >= self.max_steps:
+                s.should_stop, s.stop_reason = True, f"reached max_steps={self.max_steps}"
+            if s.should_stop:
+                break
+        if ran:  # an epoch resumed at its very end ran nothing and keeps its restored metrics
+            s.train_metrics = self.strategy.reduce(task.compute_metrics("train"))
+        self._hook("on_train_epoch_end")
+
+    def _batches(self, loader: DataLoader) -> Iterable[Any]:
+        """This epoch's batches from `state.batch_idx` on (a resumed epoch starts mid-way)."""
+        s = self.state
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_position"):
+            sampler.set_position(s.epoch, s.batch_idx * (loader.batch_size or 1))
+            return loader
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(s.epoch)
+        return itertools.islice(loader, s.batch_idx, None)
 
     def validate(self, task: Task, loader: DataLoader) -> dict[str, float]:
         self.task = task.to(self.device)
@@ -140,9 +188,10 @@ class Trainer:
         was_training = task.training
         task.eval()
         for batch in loader:
-            task.evaluation_step(self.to_device(batch), split)
+            with self.precision.autocast():
+                task.evaluation_step(self.to_device(batch), split)
         task.train(was_training)
-        metrics = task.compute_metrics(split)
+        metrics = self.strategy.reduce(task.compute_metrics(split))
         if split == "val":
             self.state.val_metrics = metrics
             self._hook("on_validation_end")
@@ -155,10 +204,9 @@ class Trainer:
         self._hook("on_log", record)
 
     def _log_step(self, out: Any) -> None:
-        lrs = [g["lr"] for g in self.optimizer.param_groups] if self.optimizer else []
         record: dict[str, Any] = {"scope": "step", "train/loss": float(out.loss.detach())}
-        if lrs:
-            record["train/lr"] = float(lrs[0])
+        if self.optimizer is not None and self.optimizer.param_groups:
+            record["train/lr"] = float(self.optimizer.param_groups[0]["lr"])
         self.state.last_step_metrics = {k: v for k, v in record.items() if k != "scope"}
         self.log(record)
 
@@ -186,7 +234,7 @@ class Trainer:
         was_training = task.training
         task.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), self.precision.autocast():
                 out = task.shared_step(self.to_device(batch))
         except (ValueError, RuntimeError) as err:
             raise UserError(f"setup check on the first training batch failed: {err}") from err

@@ -20,6 +20,8 @@ from deepstrata.train.callbacks.base import Callback
 class Progress(Callback):
     """Rich progress bar on a terminal, one line per epoch otherwise; silent when mode is off."""
 
+    rank_zero_only = True  # under DDP only rank 0 writes
+
     def __init__(self, *, mode: Literal["auto", "bar", "lines", "off"] = "auto", stream: Any = None):
         self.stream = stream or sys.stderr
         self.mode = mode
