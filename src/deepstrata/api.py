@@ -61,31 +61,60 @@ def train(
     overrides: Sequence[str] = (),
     *,
     extra_callbacks: Sequence[Callback] = (),
+    resume: str | Path | None = None,
 ) -> RunResult:
     """Train and test a recipe; write the run directory; return its test metrics.
+
+    `resume=RUN_DIR` continues that run from its checkpoints/last.pt, mid-epoch if it was
+    written mid-epoch (the recipe is the run's config.yaml; `overrides` may still change it).
+    Under `torchrun` (trainer.strategy auto/ddp) every rank trains; only rank 0 writes.
 
     >>> result = deepstrata.train("recipes/digits_cnn.yaml", ["trainer.max_epochs=2"])
     >>> result.metrics["test/accuracy"]
     """
-    recipe = load_recipe(recipe, overrides)
+    from deepstrata.train.checkpoint import load_checkpoint
+    from deepstrata.train.precision import build_precision
+    from deepstrata.train.strategy import build_strategy, local_device
+
+    checkpoint = None
+    if resume is not None:
+        resume = _check_run_dir(resume)
+        checkpoint = load_checkpoint(resume / "checkpoints" / "last.pt")
+        recipe = load_recipe(resume / CONFIG, overrides)
+    else:
+        recipe = load_recipe(recipe, overrides)
     started = time.time()
-    with torch_threads(recipe.trainer.num_threads), _deterministic(recipe.trainer.deterministic):
+    t = recipe.trainer
+    with torch_threads(t.num_threads), _deterministic(t.deterministic):
+        device = local_device(resolve_device(t.device))
+        strategy = build_strategy(t.strategy, device)  # joins the process group under torchrun
         exp = build_experiment(recipe)  # data errors surface here, before the run dir exists
-        device = resolve_device(recipe.trainer.device)
         optimizer = exp.build_optimizer()
         scheduler = exp.build_scheduler(optimizer)
-        run_dir = new_run_dir(recipe.output_dir, recipe.name)
-        atomic_write_text(run_dir / CONFIG, exp.recipe.to_yaml())
-        callbacks = _callbacks(exp, run_dir) + list(extra_callbacks)
+        if resume is not None:
+            run_dir = resume
+        else:
+            run_dir = strategy.broadcast(new_run_dir(recipe.output_dir, recipe.name) if strategy.is_rank_zero else None)
+            if strategy.is_rank_zero:
+                atomic_write_text(run_dir / CONFIG, exp.recipe.to_yaml())
+        callbacks = _callbacks(exp, run_dir, scheduler) + list(extra_callbacks)
+        if not strategy.is_rank_zero:
+            callbacks = [cb for cb in callbacks if not getattr(cb, "rank_zero_only", False)]
         trainer = Trainer(
-            max_epochs=recipe.trainer.max_epochs,
-            max_steps=recipe.trainer.max_steps,
+            max_epochs=t.max_epochs,
+            max_steps=t.max_steps,
             callbacks=callbacks,
             device=device,
-            log_every_n_steps=recipe.trainer.log_every_n_steps,
+            log_every_n_steps=t.log_every_n_steps,
+            accumulate_grad_batches=t.accumulate_grad_batches,
+            precision=build_precision(t.precision, device),
+            strategy=strategy,
         )
-        trainer.fit(exp.task, exp.loader("train"), exp.loader("val"), optimizer=optimizer, scheduler=scheduler)
+        trainer.fit(exp.task, exp.loader("train"), exp.loader("val"), optimizer=optimizer, scheduler=scheduler, checkpoint=checkpoint)
         metrics = trainer.test(exp.task, exp.loader("test"))
+        strategy.teardown()  # from here on rank 0 works alone, on unsharded loaders
+        if not strategy.is_rank_zero:
+            return RunResult(run_dir=run_dir, metrics=metrics)
         exp.task.to("cpu")
         artifact.save_model(exp.model, run_dir, _model_spec(exp))
         for filename, text in exp.data.artifacts.items():  # what the model needs to be used, e.g. its tokenizer
@@ -207,24 +236,26 @@ class Predictor:
 # ------------------------------------------------------------------ internals
 
 
-def _callbacks(exp: Experiment, run_dir: Path) -> list[Callback]:
-    """The default callbacks every run has, then the recipe's own."""
+def _callbacks(exp: Experiment, run_dir: Path, scheduler: Any = None) -> list[Callback]:
+    """The default callbacks every run has, those the trainer section asks for, the recipe's own,
+    and the schedule when it listens to validation (reduce_on_plateau)."""
     t = exp.recipe.trainer
+    checkpoint = _named("checkpoint", monitor=t.monitor, mode=t.monitor_mode, save_top_k=t.save_top_k, every_n_steps=t.checkpoint_every_n_steps)
     defaults = [
         build_component("callback", _named("metrics_logger"), "callbacks", run_dir=str(run_dir)),
-        build_component(
-            "callback",
-            _named("checkpoint", monitor=t.monitor, mode=t.monitor_mode),
-            "callbacks",
-            run_dir=str(run_dir),
-        ),
-        build_component("callback", _named("progress", mode=t.progress), "callbacks"),
+        build_component("callback", checkpoint, "callbacks", run_dir=str(run_dir)),
+        build_component("callback", _named("nonfinite_guard", policy=t.nonfinite), "callbacks"),
     ]
+    if t.gradient_clip_norm is not None or t.gradient_clip_value is not None:
+        clip = _named("grad_clip", max_norm=t.gradient_clip_norm, value=t.gradient_clip_value)
+        defaults.append(build_component("callback", clip, "callbacks"))
+    defaults.append(build_component("callback", _named("progress", mode=t.progress), "callbacks"))
     own = [
         build_component("callback", spec, f"callbacks.{i}", run_dir=str(run_dir), monitor=t.monitor, mode=t.monitor_mode)
         for i, spec in enumerate(exp.recipe.callbacks)
     ]
-    return defaults + own
+    schedule = [scheduler] if isinstance(scheduler, Callback) else []
+    return defaults + own + schedule
 
 
 def _named(name: str, **kwargs: Any) -> Any:

@@ -21,8 +21,10 @@ from torch.utils.data import DataLoader
 
 from deepstrata.config import Recipe, validate_component_kwargs
 from deepstrata.data.base import DataBundle, build_data
+from deepstrata.errors import ConfigError
 from deepstrata.registry import registry
 from deepstrata.tasks.base import Task
+from deepstrata.transforms.pipeline import split_collate
 
 
 @dataclass
@@ -39,13 +41,24 @@ class Experiment:
             return None
         spec = self.recipe.data
         train = split == "train"
+        # The order of an epoch is a function of (seed, epoch): exact mid-epoch resume, and under
+        # torchrun each rank reads its share (data.batch_size is the global batch).
+        from deepstrata.train.sampler import ResumableSampler, data_parallel_world
+
+        rank, world = data_parallel_world()
+        batch_size = spec.batch_size if train else spec.eval_batch_size
+        if world > 1 and train and batch_size % world:
+            raise ConfigError(f"data.batch_size={batch_size} is the global batch and must divide by the {world} ranks")
+        sampler = ResumableSampler(dataset, seed=self.recipe.seed, shuffle=train, num_replicas=world, rank=rank)
         return DataLoader(
             dataset,
-            batch_size=spec.batch_size if train else spec.eval_batch_size,
-            shuffle=train,
-            generator=self.generator if train else None,
+            batch_size=batch_size // world if train else batch_size,
+            sampler=sampler if train or world > 1 else None,
+            generator=self.generator,
             num_workers=spec.num_workers,
             drop_last=False,
+            # data.augment: random transforms on the training split only, seeded from the recipe (issue 4)
+            collate_fn=split_collate(spec.augment, split=split, seed=self.recipe.seed, data=self.data),
         )
 
     def build_optimizer(self) -> torch.optim.Optimizer:
@@ -74,7 +87,9 @@ class Experiment:
         return factory(optimizer, steps, **kwargs)
 
     def num_training_steps(self) -> int:
-        per_epoch = -(-len(self.data.train) // self.recipe.data.batch_size)
+        """Optimizer steps of the whole run (micro-batches / accumulate_grad_batches)."""
+        batches = -(-len(self.data.train) // self.recipe.data.batch_size)
+        per_epoch = -(-batches // self.recipe.trainer.accumulate_grad_batches)
         total = per_epoch * self.recipe.trainer.max_epochs
         return min(total, self.recipe.trainer.max_steps or total)
 

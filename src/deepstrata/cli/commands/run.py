@@ -23,14 +23,18 @@ def _print_metrics(title: str, metrics: dict[str, float]) -> None:
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(
-        recipe: Path = typer.Argument(..., help="Recipe YAML file, e.g. recipes/digits_cnn.yaml."),
+        recipe: Path | None = typer.Argument(None, help="Recipe YAML file, e.g. recipes/digits_cnn.yaml."),
         set_: list[str] = typer.Option([], "--set", "-s", help="Override a recipe field: --set trainer.max_epochs=5 (repeatable)."),
         as_json: bool = typer.Option(False, "--json", help='End with one JSON line: {"run_dir": ..., "metrics": {...}}.'),
+        resume: Path | None = typer.Option(None, "--resume", help="Continue the run in RUN_DIR from its checkpoints/last.pt (mid-epoch)."),
     ) -> None:
         """Train a recipe, test it on the held-out split, and write a run directory with its report."""
         from deepstrata import api
+        from deepstrata.errors import UserError
 
-        result = api.train(recipe, set_)
+        if (recipe is None) == (resume is None):
+            raise UserError("give a recipe file to start a run, or --resume RUN_DIR to continue one (not both)")
+        result = api.train(recipe, set_, resume=resume)
         _print_metrics(f"test metrics: {result.run_dir}", result.metrics)
         typer.echo(f"report: {result.run_dir / 'report.html'}")
         if as_json:
