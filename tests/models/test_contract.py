@@ -29,6 +29,12 @@ def example_batch(meta: dict[str, Any], batch: int = 2) -> torch.Tensor:
     return torch.rand(shape, generator=gen)
 
 
+def example_extras(meta: dict[str, Any]) -> list[torch.Tensor]:
+    """Inputs after the first: a graph model's example gives its `edge_index` (2, E)."""
+    edges = meta["example"].get("edge_index")
+    return [] if edges is None else [torch.tensor(edges, dtype=torch.long)]
+
+
 def first_tensor(out: Any) -> torch.Tensor:
     if isinstance(out, torch.Tensor):
         return out
@@ -48,7 +54,7 @@ def test_forward_backward_finite(name: str) -> None:
     meta = MODELS.meta(name)
     torch.manual_seed(0)
     model = MODELS.get(name)(**meta["example"].get("kwargs", {}))
-    out = first_tensor(model(example_batch(meta)))
+    out = first_tensor(model(example_batch(meta), *example_extras(meta)))
     assert torch.isfinite(out).all()
     out.float().square().mean().backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
@@ -67,7 +73,8 @@ def test_save_load_round_trip(name: str, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.safetensors"]
     loaded, _ = load_model(tmp_path)
     with torch.no_grad():
-        torch.testing.assert_close(first_tensor(loaded(x)), first_tensor(model(x)), rtol=0, atol=0)
+        extras = example_extras(meta)
+        torch.testing.assert_close(first_tensor(loaded(x, *extras)), first_tensor(model(x, *extras)), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("name", [n for n in MODEL_NAMES if issubclass(type(MODELS.get(n)(**MODELS.meta(n)["example"].get("kwargs", {}))), Backbone)])
