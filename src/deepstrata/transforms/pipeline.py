@@ -1,0 +1,77 @@
+"""The recipe's `data.augment` list, applied to batches in the DataLoader with reproducible randomness.
+
+Problem: augmentation that draws from the global random generator makes a run depend on
+how many worker processes load the data and on everything else that draws random numbers,
+and augmenting the validation or test split would bias the measurements.
+Idea: build the transforms once, run them in the loader's collate step (so worker processes
+share the work), and give every batch its own seed derived from the recipe's seed, the
+worker's per-epoch seed (drawn by PyTorch from the loader's seeded generator) and the batch
+counter, inside `torch.random.fork_rng` so the model's own randomness is left untouched.
+Random transforms touch the training split only; `every_split` ones (normalise) touch all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import default_collate, get_worker_info
+
+from deepstrata.transforms.base import BatchTransform
+
+
+class AugmentCollate:
+    """collate_fn: default_collate, then each transform on the batch under a per-batch seed."""
+
+    def __init__(self, transforms: Sequence[BatchTransform], *, seed: int):
+        self.transforms = list(transforms)
+        self.seed = seed
+        self.batches = 0
+
+    def __call__(self, samples: list[Any]) -> Any:
+        x, y = default_collate(samples)
+        return self.apply(x, y)
+
+    def apply(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        info = get_worker_info()
+        stream = info.seed if info is not None else 0  # differs per worker and per epoch
+        state = np.random.SeedSequence([self.seed % 2**63, stream % 2**63, self.batches]).generate_state(2, dtype=np.uint32)
+        self.batches += 1
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(state[0]) << 32 | int(state[1]))
+            for transform in self.transforms:
+                x, y = transform(x, y)
+        return x, y
+
+
+def build_transforms(specs: Sequence[Any], *, defaults: dict[str, Any]) -> list[BatchTransform]:
+    """Registered transforms from recipe specs; `num_classes` etc. come from the data when left out."""
+    import inspect
+
+    from deepstrata.config import validate_component_kwargs
+    from deepstrata.registry import registry
+
+    out = []
+    for i, spec in enumerate(specs):
+        factory = registry("transform").get(spec.name)
+        kwargs = validate_component_kwargs(factory, spec.kwargs, path=f"data.augment.{i}")
+        accepted = inspect.signature(factory).parameters
+        kwargs.update({k: v for k, v in defaults.items() if k in accepted and kwargs.get(k) is None})
+        out.append(factory(**kwargs))
+    return out
+
+
+def split_collate(specs: Sequence[Any], *, split: str, seed: int, data: Any) -> AugmentCollate | None:
+    """The collate_fn for one split, or None (plain default collate) when nothing applies to it.
+
+    Every-split transforms record what prediction must replay in `data.input_spec`.
+    """
+    if not specs:
+        return None
+    transforms = build_transforms(specs, defaults=data.model_defaults())
+    for t in transforms:
+        data.input_spec.update(t.input_spec_update())
+    chosen = transforms if split == "train" else [t for t in transforms if t.every_split]
+    return AugmentCollate(chosen, seed=seed) if chosen else None
