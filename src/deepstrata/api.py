@@ -189,7 +189,12 @@ class Predictor:
         mean, std = (torch.as_tensor(self.input_spec.get(k, d), dtype=torch.float32) for k, d in (("mean", 0.0), ("std", 1.0)))
         if mean.dim() == 1 and len(shape) > 1:
             mean, std = mean.reshape(-1, *[1] * (len(shape) - 1)), std.reshape(-1, *[1] * (len(shape) - 1))
-        return (x - mean) / std
+        x = (x - mean) / std
+        norm = self.input_spec.get("normalize")  # a `normalize` transform from the recipe's data.augment
+        if norm:
+            view = (-1, *[1] * (len(shape) - 1))
+            x = (x - torch.tensor(norm["mean"]).reshape(view)) / torch.tensor(norm["std"]).reshape(view)
+        return x
 
     @torch.no_grad()
     def predict(self, raw: np.ndarray | torch.Tensor) -> list[dict[str, Any]]:
