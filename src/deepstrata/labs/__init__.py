@@ -1,0 +1,1 @@
+"""Labs: small, measured experiments that show the textbook facts of deep learning."""
