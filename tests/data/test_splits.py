@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 
+import torch
+
 from deepstrata.data.base import build_data
 
 
@@ -48,3 +50,42 @@ def test_split_record_fingerprints_the_test_set() -> None:
 def test_regression_split_is_not_stratified() -> None:
     bundle = build_data("diabetes", seed=0, val_fraction=0.1, test_fraction=0.2)
     assert bundle.split["stratified"] is False and bundle.task == "regression"
+
+
+class _CountingDataset(torch.utils.data.Dataset):
+    """Wraps the test split and counts every read."""
+
+    def __init__(self, inner):
+        self.inner, self.reads = inner, 0
+
+    def __len__(self):
+        return len(self.inner)
+
+    def __getitem__(self, i):
+        self.reads += 1
+        return self.inner[i]
+
+
+def test_test_split_is_untouched_until_the_final_test(tiny_recipe, monkeypatch) -> None:
+    import deepstrata.api as api
+    import deepstrata.experiment as experiment
+    from deepstrata.train.callbacks.base import Callback
+
+    spies = []
+
+    def spying_build_data(*args, **kwargs):
+        bundle = build_data(*args, **kwargs)
+        bundle.test = _CountingDataset(bundle.test)
+        spies.append(bundle.test)
+        return bundle
+
+    class ReadsAtTestStart(Callback):
+        def on_test_start(self, trainer) -> None:
+            self.reads = spies[0].reads
+
+    monkeypatch.setattr(experiment, "build_data", spying_build_data)
+    probe = ReadsAtTestStart()
+    tiny_recipe["trainer"].update(max_epochs=1, num_threads=1)
+    api.train(tiny_recipe, extra_callbacks=[probe])
+    assert probe.reads == 0, "training or validation read the test split"
+    assert spies[0].reads >= len(spies[0]), "the final test read the whole test split"
