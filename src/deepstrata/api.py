@@ -120,6 +120,8 @@ def train(
         for filename, text in exp.data.artifacts.items():  # what the model needs to be used, e.g. its tokenizer
             atomic_write_text(run_dir / filename, text)
         _save_predictions(exp, run_dir)
+        for filename, text in getattr(exp.task, "artifacts", dict)().items():  # what the task kept for the report
+            atomic_write_text(run_dir / filename, text)
     _write_run_info(run_dir, exp, device, wall_time_s=time.time() - started, fit_time_s=trainer.state.wall_time_s)
     from deepstrata.report import build_report
 
@@ -208,8 +210,46 @@ class Predictor:
         names = self.class_names or [str(i) for i in range(probs.shape[1])]
         return [{"label": int(i), "class_name": names[int(i)], "probability": float(p)} for i, p in zip(label, conf)]
 
+    @torch.no_grad()
+    def predict_text(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """Seq2seq runs on characters: each text -> {"output": decoded text}, with the run's saved vocabulary."""
+        from deepstrata.tasks.seq2seq import greedy_decode
+
+        spec = self.input_spec
+        vocab = spec.get("vocab")
+        if self.task != "seq2seq" or not vocab or spec.get("tokens") != "characters":
+            raise UserError(f"text input needs a seq2seq run on characters; this run's task is '{self.task}'")
+        index = {c: i for i, c in enumerate(vocab)}
+        length, pad = int(spec["max_source_len"]), int(spec["pad_id"])
+        rows = []
+        for text in texts:
+            if not 0 < len(text) <= length:
+                raise UserError(f"input '{text}' has {len(text)} characters; this model reads 1 to {length}")
+            ids = [index.get(c, int(spec["unk_id"])) for c in text]
+            rows.append(ids + [pad] * (length - len(ids)))
+        tokens, _ = greedy_decode(
+            self.model, torch.tensor(rows), max_len=int(spec["max_target_len"]) - 1, bos_id=int(spec["bos_id"]), eos_id=int(spec["eos_id"]), pad_id=pad
+        )
+        specials = {pad, int(spec["bos_id"])}
+        outputs = []
+        for row in tokens.tolist():
+            chars = []
+            for t in row:
+                if t == int(spec["eos_id"]):
+                    break
+                if t not in specials:
+                    chars.append(vocab[t])
+            outputs.append({"output": "".join(chars)})
+        return outputs
+
     def predict_files(self, paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-        """Predict from .npy arrays or image files (converted to grey, resized to the input size)."""
+        """Predict from .npy arrays or image files (converted to grey, resized to the input size).
+
+        For a seq2seq run on characters each argument is the input text itself ("3 March 1987").
+        """
+        if self.task == "seq2seq":
+            texts = [str(p) for p in paths]
+            return [{"input": t, **r} for t, r in zip(texts, self.predict_text(texts))]
         results = []
         for path in paths:
             raw = self.read_input(Path(path))
