@@ -8,9 +8,8 @@ class token, add learned position embeddings (attention itself ignores order), r
 pre-norm Transformer encoder blocks, and classify from the class token's final state.
 (Dosovitskiy et al. 2021, "An Image is Worth 16x16 Words"; encoder from Vaswani et al. 2017.)
 
-The encoder block lives here because no shared attention module existed when it was written:
-attention runs through `F.scaled_dot_product_attention` and, when the maps are asked for,
-through the explicit softmax(QK^T / sqrt(d)) V, which a test proves equal.
+Attention is the shared `nn.attention.MultiHeadAttention`: the fused kernel when training,
+the explicit softmax(QK^T / sqrt(d)) V when the maps are asked for (tested equal).
 """
 
 from __future__ import annotations
@@ -18,12 +17,13 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from deepstrata.errors import ConfigError
 from deepstrata.models.base import Backbone, check_input
+from deepstrata.nn.attention import MultiHeadAttention
 from deepstrata.nn.drop_path import DropPath
+from deepstrata.nn.transformer import FeedForward
 from deepstrata.registry import register_model
 
 
@@ -51,46 +51,31 @@ class PatchEmbedding(nn.Module):
         return self.proj(x).flatten(2).transpose(1, 2)  # (N, D, g, g) -> (N, g*g, D)
 
 
-class Attention(nn.Module):
-    """Multi-head self-attention; `forward(x, return_attention=True)` also returns the maps (N, H, T, T)."""
-
-    def __init__(self, dim: int, heads: int, *, dropout: float = 0.0):
-        super().__init__()
-        if dim % heads:
-            raise ConfigError(f"ViT dim {dim} must be divisible by heads {heads}")
-        self.heads, self.head_dim, self.dropout = heads, dim // heads, dropout
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor, *, return_attention: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        n, t, d = x.shape
-        q, k, v = self.qkv(x).view(n, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # each (N, H, T, hd)
-        p = self.dropout if self.training else 0.0
-        if return_attention:
-            attn = torch.softmax(q @ k.transpose(-2, -1) * self.head_dim**-0.5, dim=-1)  # (N, H, T, T)
-            out = F.dropout(attn, p, self.training) @ v
-        else:
-            attn, out = None, F.scaled_dot_product_attention(q, k, v, dropout_p=p)
-        out = out.transpose(1, 2).reshape(n, t, d)  # (N, T, D)
-        return self.proj(out), attn
-
-
 class EncoderBlock(nn.Module):
-    """Pre-norm Transformer block: x + attn(LN(x)), then x + MLP(LN(x)) (GELU, hidden = mlp_ratio * D)."""
+    """Pre-norm Transformer block: x + attn(LN(x)), then x + MLP(LN(x)), with stochastic depth on both branches.
+
+    Built from the shared `nn.attention.MultiHeadAttention` and `nn.transformer.FeedForward`,
+    with the parameter names of `nn.transformer.TransformerBlock` (a test loads one block's
+    state dict into the other and gets the same output); this block adds DropPath and can
+    return its attention weights, which the shared block does not.
+    """
 
     def __init__(self, dim: int, heads: int, *, mlp_ratio: float = 4.0, dropout: float = 0.0, drop_path: float = 0.0):
         super().__init__()
-        hidden = int(dim * mlp_ratio)
+        if dim % heads:
+            raise ConfigError(f"ViT dim {dim} must be divisible by heads {heads}; e.g. dim={heads * max(1, dim // heads)}")
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, heads, dropout=dropout)
+        self.self_attn = MultiHeadAttention(dim, heads, dropout=dropout)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim), nn.Dropout(dropout))
+        self.mlp = FeedForward(dim, int(dim * mlp_ratio), activation="gelu", dropout=dropout)
+        self.dropout = nn.Dropout(dropout)
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor, *, return_attention: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        a, attn = self.attn(self.norm1(x), return_attention=return_attention)
-        x = x + self.drop_path(a)
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        """x (N, T, D) -> (N, T, D), and the attention weights (N, heads, T, T) when asked for."""
+        a, attn = self.self_attn(self.norm1(x), need_weights=return_attention, average_attn_weights=False)
+        x = x + self.drop_path(self.dropout(a))
+        x = x + self.drop_path(self.dropout(self.mlp(self.norm2(x))))
         return x, attn
 
 
