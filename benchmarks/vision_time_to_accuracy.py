@@ -1,0 +1,173 @@
+"""Vision backbones against scikit-learn baselines: accuracy and the wall time to reach the floor.
+
+Problem: "ResNet reaches 99%" says nothing about cost, and a deep network that needs minutes to
+match an SVC trained in a second is a bad trade on small data.
+Idea: train each backbone's recipe (recipes/{digits,mnist}_*.yaml) and, after every epoch,
+score the held-out test split *only to time the crossing* (it never feeds back into training,
+and the scoring time is not counted); report the training wall time at which each accuracy
+floor of issue 6 is first reached, next to logistic regression, an RBF SVC and scikit-learn's
+MLPClassifier fitted on the same training split and timed in the same run.
+
+    .venv/bin/python benchmarks/vision_time_to_accuracy.py                 # digits part
+    VISION_BENCH_PART=all .venv/bin/python benchmarks/vision_time_to_accuracy.py   # + MNIST
+    VISION_BENCH_THREADS=2 ...   # torch/BLAS threads (default 1: stable on a shared machine)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import emit  # noqa: E402
+
+from deepstrata.train.callbacks.base import Callback  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+PART = os.environ.get("VISION_BENCH_PART", "digits")
+THREADS = int(os.environ.get("VISION_BENCH_THREADS", "1"))
+
+# (dataset, backbone, recipe, accuracy floor from issue 6)
+BACKBONES = {
+    "digits": [
+        ("digits", "MLP", "recipes/digits_mlp.yaml", 0.965),
+        ("digits", "CNN", "recipes/digits_cnn.yaml", 0.990),
+        ("digits", "ResNet", "recipes/digits_resnet.yaml", 0.990),
+        ("digits", "ViT", "recipes/digits_vit.yaml", 0.960),
+    ],
+    "mnist": [
+        ("mnist", "LeNet-5", "recipes/mnist_lenet.yaml", 0.991),
+        ("mnist", "ResNet", "recipes/mnist_resnet.yaml", 0.995),
+        ("mnist", "ViT", "recipes/mnist_vit.yaml", 0.980),
+    ],
+}
+
+
+class TimeToAccuracy(Callback):
+    """Callback: training time per epoch (hooks around the epoch) and test accuracy after it."""
+
+    def __init__(self, test_x, test_y, floor: float):
+        self.test_x, self.test_y, self.floor = test_x, test_y, floor
+        self.train_s = 0.0
+        self.curve: list[tuple[int, float, float]] = []  # (epoch, training seconds so far, test accuracy)
+        self.reached_s: float | None = None
+
+    def on_train_epoch_start(self, trainer: Any) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: Any) -> None:
+        import torch
+
+        self.train_s += time.perf_counter() - self._t0
+        model = trainer.task.model
+        was = model.training
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for i in range(0, len(self.test_x), 1000):
+                x = self.test_x[i : i + 1000].to(trainer.device)
+                correct += int((model(x).argmax(1).cpu() == self.test_y[i : i + 1000]).sum())
+        model.train(was)
+        acc = correct / len(self.test_y)
+        self.curve.append((trainer.state.epoch + 1, self.train_s, acc))
+        if self.reached_s is None and acc >= self.floor:
+            self.reached_s = self.train_s
+        print(f"  epoch {self.curve[-1][0]}: {self.train_s:.1f} s, test accuracy {acc:.4f}", flush=True)
+
+
+def test_arrays(dataset: str):
+    """The recipe's held-out test split (official MNIST test set; stratified 20% of digits, seed 0)."""
+    import torch
+
+    from deepstrata.data.base import build_data
+
+    bundle = build_data(dataset, seed=0, val_fraction=0.1, test_fraction=0.2)
+    xs, ys = zip(*[bundle.test[i] for i in range(len(bundle.test))])
+    return bundle, torch.stack(xs), torch.stack(ys)
+
+
+def run_backbone(dataset: str, name: str, recipe: str, floor: float, out: str) -> dict[str, Any]:
+    import deepstrata
+
+    _, tx, ty = test_arrays(dataset)
+    cb = TimeToAccuracy(tx, ty, floor)
+    print(f"{dataset} {name} ({recipe})", flush=True)
+    result = deepstrata.train(
+        REPO / recipe, [f"output_dir={out}", "trainer.progress=off", f"trainer.num_threads={THREADS}"], extra_callbacks=[cb]
+    )
+    return {
+        "dataset": dataset, "model": name, "floor": floor, "accuracy": result.metrics["test/accuracy"],
+        "train_s": cb.train_s, "reached_s": cb.reached_s, "epochs": len(cb.curve), "curve": cb.curve,
+    }  # fmt: skip
+
+
+def run_sklearn(dataset: str) -> list[dict[str, Any]]:
+    """Logistic regression, RBF SVC, MLPClassifier on the same training split (validation part unused)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.svm import SVC
+    from threadpoolctl import threadpool_limits
+
+    bundle, tx, ty = test_arrays(dataset)
+    xs, ys = zip(*[bundle.train[i] for i in range(len(bundle.train))])
+    x_train = np.stack([x.numpy().ravel() for x in xs])
+    y_train = np.array([int(y) for y in ys])
+    x_test, y_test = tx.flatten(1).numpy(), ty.numpy()
+    models = {
+        "logistic regression": LogisticRegression(max_iter=2000, C=1.0),
+        "SVC (RBF)": SVC(kernel="rbf", C=10.0, gamma="scale"),
+        "MLPClassifier": MLPClassifier(hidden_layer_sizes=(256, 128), max_iter=200, random_state=0),
+    }
+    rows = []
+    for name, est in models.items():
+        with threadpool_limits(THREADS):
+            t0 = time.perf_counter()
+            est.fit(x_train, y_train)
+            fit_s = time.perf_counter() - t0
+        acc = float((est.predict(x_test) == y_test).mean())
+        print(f"{dataset} {name}: test accuracy {acc:.4f}, fit {fit_s:.1f} s", flush=True)
+        rows.append({"dataset": dataset, "model": f"{name} (scikit-learn)", "floor": None, "accuracy": acc, "train_s": fit_s, "reached_s": None, "epochs": None})
+    return rows
+
+
+def main() -> None:
+    import torch
+
+    torch.set_num_threads(THREADS)
+    parts = ["digits", "mnist"] if PART == "all" else [PART]
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as out:
+        for part in parts:
+            rows += run_sklearn(part)
+            for spec in BACKBONES[part]:
+                rows.append(run_backbone(*spec, out=out))
+    load = os.getloadavg()[0]
+    figures, lines = [], ["| data | model | test accuracy | floor | training time to floor (s) | total training time (s) | epochs |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        floor = "" if r["floor"] is None else f"{r['floor']:.3f}"
+        reached = "" if r["floor"] is None else ("not reached" if r["reached_s"] is None else f"{r['reached_s']:.1f}")
+        lines.append(f"| {r['dataset']} | {r['model']} | {r['accuracy']:.4f} | {floor} | {reached} | {r['train_s']:.1f} | {r['epochs'] or ''} |")
+        note = "fit time" if r["floor"] is None else f"floor {r['floor']:.3f}; time to floor {reached} s; {r['epochs']} epochs"
+        figures.append({"name": f"{r['dataset']} {r['model']} test/accuracy", "value": r["accuracy"], "unit": "", "note": note})
+        figures.append({"name": f"{r['dataset']} {r['model']} training time", "value": round(r["train_s"], 2), "unit": "s", "note": "scorings of the test split excluded"})
+    env = f"VISION_BENCH_PART={PART} VISION_BENCH_THREADS={THREADS} " if (PART != "digits" or THREADS != 1) else ""
+    emit(
+        "vision_time_to_accuracy",
+        f"{env}.venv/bin/python benchmarks/vision_time_to_accuracy.py",
+        figures,
+        table="\n".join(lines),
+        description=(
+            f"Backbones of issue 6 trained by their recipes (seed 0) next to scikit-learn baselines on the same split, "
+            f"{THREADS} torch/BLAS thread(s); 1-minute load average at the end {load:.1f} (the machine is shared). "
+            "Time to floor = training time (validation and test scoring excluded) until the test accuracy after an epoch first reaches the floor."
+        ),
+    )
+
+
+if __name__ == "__main__":
+    main()
