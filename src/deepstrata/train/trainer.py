@@ -60,7 +60,9 @@ class Trainer:
             raise UserError(f"accumulate_grad_batches must be >= 1, got {accumulate_grad_batches}")
         self.max_epochs = max_epochs
         self.max_steps = max_steps
-        self.callbacks = list(callbacks)
+        # Callbacks that snapshot the state (checkpoints) run after all others, so a snapshot
+        # taken at a step includes every other callback's update for that step (EMA, patience).
+        self.callbacks = sorted(callbacks, key=lambda cb: bool(getattr(cb, "runs_last", False)))
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.log_every_n_steps = log_every_n_steps
         self.accumulate_grad_batches = accumulate_grad_batches

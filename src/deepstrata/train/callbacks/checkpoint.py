@@ -30,6 +30,7 @@ class Checkpoint(Callback):
     """Saves last.pt (resume) and the top-k weights by `monitor` (best.safetensors is the best)."""
 
     rank_zero_only = True  # under DDP only rank 0 writes
+    runs_last = True  # the Trainer calls it after every other callback: the snapshot is complete
 
     def __init__(
         self,
