@@ -34,13 +34,14 @@ def dynamic_routing(u_hat: torch.Tensor, iterations: int) -> tuple[torch.Tensor,
     Returns the parent capsules v (N, K, D) and the coupling coefficients c (N, P, K), which
     sum to 1 over the parents of each child.
     """
-    b = torch.zeros(u_hat.shape[:3], dtype=u_hat.dtype, device=u_hat.device)  # (N, P, K) log priors
+    pred = u_hat.permute(0, 2, 1, 3)  # (N, K, P, D): the sums below become batched matmuls
+    b = torch.zeros(pred.shape[:3], dtype=u_hat.dtype, device=u_hat.device)  # (N, K, P) log priors
     for i in range(iterations):
-        c = torch.softmax(b, dim=2)  # each child splits its output among the parents
-        v = squash((c.unsqueeze(-1) * u_hat).sum(dim=1))  # (N, K, D)
+        c = torch.softmax(b, dim=1)  # each child splits its output among the K parents
+        v = squash((c.unsqueeze(2) @ pred).squeeze(2))  # s_j = sum_i c_ij u_hat_j|i -> (N, K, D)
         if i < iterations - 1:
-            b = b + (u_hat * v.unsqueeze(1)).sum(dim=-1)  # agreement: u_hat . v
-    return v, c
+            b = b + (pred @ v.unsqueeze(-1)).squeeze(-1)  # agreement u_hat_j|i . v_j -> (N, K, P)
+    return v, c.transpose(1, 2)
 
 
 class ClassCapsules(nn.Module):
@@ -61,7 +62,9 @@ class ClassCapsules(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         check_input("CapsNet.head", features, (None, self.in_features))
         u = features.view(-1, self.num_primary, self.primary_dim)  # (N, P, D_in)
-        u_hat = torch.einsum("pkoi,npi->npko", self.weight, u)  # (N, P, K, D_out): u_hat_j|i = W_ij u_i
+        # u_hat_j|i = W_ij u_i for every child i and parent j, one matmul per child: (P, K*D_out, N)
+        u_hat = self.weight.flatten(1, 2) @ u.permute(1, 2, 0)
+        u_hat = u_hat.view(self.num_primary, self.num_classes, self.class_dim, -1).permute(3, 0, 1, 2)  # (N, P, K, D_out)
         v, _ = dynamic_routing(u_hat, self.iterations)
         return v
 
