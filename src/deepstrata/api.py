@@ -89,6 +89,7 @@ def train(
         device = local_device(resolve_device(t.device))
         strategy = build_strategy(t.strategy, device)  # joins the process group under torchrun
         exp = build_experiment(recipe)  # data errors surface here, before the run dir exists
+        strategy.prepare_model(exp.model)
         optimizer = exp.build_optimizer()
         scheduler = exp.build_scheduler(optimizer)
         if resume is not None:

@@ -28,6 +28,9 @@ class SingleProcess:
     rank = 0
     is_rank_zero = True
 
+    def prepare_model(self, model: nn.Module) -> None:
+        """Change the model before the optimizer is built (FSDP shards its parameters here)."""
+
     def setup(self, task: nn.Module) -> None: ...
 
     def training_step(self, task: Any, batch: Any) -> Any:
