@@ -130,6 +130,25 @@ def train(
     return RunResult(run_dir=run_dir, metrics=metrics)
 
 
+def finetune(
+    run_dir: str | Path,
+    recipe: str | Path | Mapping[str, Any] | Recipe,
+    overrides: Sequence[str] = (),
+    *,
+    strategy: str = "fine_tuning",
+    head_lr: float = 1e-3,
+    body_lr: float = 1e-4,
+) -> RunResult:
+    """Train `recipe` from a finished run's weights with a new head; see `transfer/finetune.py`.
+
+    strategy: "feature_extraction" (frozen body, head at head_lr), "fine_tuning" (body at
+    body_lr, head at head_lr) or "gradual_unfreezing" (head first, then the body top-down).
+    """
+    from deepstrata.transfer.finetune import finetune as _finetune
+
+    return _finetune(run_dir, recipe, overrides, strategy=strategy, head_lr=head_lr, body_lr=body_lr)
+
+
 def evaluate(run_dir: str | Path, *, split: str = "test") -> RunResult:
     """Rebuild the run's data split and saved model, and recompute the split's metrics."""
     run_dir = _check_run_dir(run_dir)
@@ -396,4 +415,4 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     return yaml.safe_load((Path(run_dir) / CONFIG).read_text(encoding="utf-8"))
 
 
-__all__ = ["Predictor", "RunResult", "create", "evaluate", "load", "train", "METRICS", "REPORT"]
+__all__ = ["Predictor", "RunResult", "create", "evaluate", "finetune", "load", "train", "METRICS", "REPORT"]
