@@ -15,6 +15,7 @@ from typing import Any
 
 from deepstrata.registry import register_callback
 from deepstrata.train.callbacks.base import Callback
+from deepstrata.train.callbacks.tensorboard import scalar_items
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, str]:
@@ -61,11 +62,7 @@ class MLflowLogger(Callback):
 
         self._start()
         step, now = int(record.get("step", 0)), int(time.time() * 1000)
-        metrics = [
-            Metric(key, float(value), now, step)
-            for key, value in record.items()
-            if "/" in key and isinstance(value, (int, float)) and not isinstance(value, bool)
-        ]
+        metrics = [Metric(key, value, now, step) for key, value in scalar_items(record)]
         if metrics:
             self.client.log_batch(self.run_id, metrics=metrics)
 

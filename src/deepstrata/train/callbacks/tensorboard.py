@@ -15,6 +15,20 @@ from deepstrata.registry import register_callback
 from deepstrata.train.callbacks.base import Callback
 
 
+def scalar_items(record: dict[str, Any]) -> list[tuple[str, float]]:
+    """The numeric `<split>/<name>` values of a record, for trackers keyed by (tag, step).
+
+    An epoch record's training metrics become `train/<name>_epoch`: the per-step `train/loss`
+    and the epoch's mean `train/loss` share a step number and would overwrite each other.
+    """
+    epoch = record.get("scope") == "epoch"
+    items = []
+    for key, value in record.items():
+        if "/" in key and isinstance(value, (int, float)) and not isinstance(value, bool):
+            items.append((f"{key}_epoch" if epoch and key.startswith("train/") else key, float(value)))
+    return items
+
+
 class TensorBoardLogger(Callback):
     rank_zero_only = True
 
@@ -32,9 +46,8 @@ class TensorBoardLogger(Callback):
     def on_log(self, trainer: Any, record: dict[str, Any]) -> None:
         writer = self._open()
         step = int(record.get("step", 0))
-        for key, value in record.items():
-            if "/" in key and isinstance(value, (int, float)) and not isinstance(value, bool):
-                writer.add_scalar(key, value, step)
+        for key, value in scalar_items(record):
+            writer.add_scalar(key, value, step)
         if record.get("scope") != "step":
             writer.flush()
 
