@@ -37,10 +37,10 @@ Schedule = Literal["linear", "cosine"]
 
 def noise_schedule(kind: Schedule, timesteps: int) -> torch.Tensor:
     """β_1..β_T (float64). linear: Ho et al. 2020 (1e-4..0.02 at T=1000, rescaled for other T);
-    cosine: ᾱ_t = cos²(((t/T) + s)/(1 + s) · π/2), s = 0.008 (Nichol & Dhariwal 2021)."""
+    cosine: ᾱ_t = cos²(((t/T) + s)/(1 + s) · π/2), s = 0.008 (Nichol & Dhariwal 2021). β is capped at 0.999."""
     if kind == "linear":
         scale = 1000.0 / timesteps
-        return torch.linspace(scale * 1e-4, scale * 0.02, timesteps, dtype=torch.float64)
+        return torch.linspace(scale * 1e-4, scale * 0.02, timesteps, dtype=torch.float64).clamp(max=0.999)
     if kind == "cosine":
         s = 0.008
         steps = torch.arange(timesteps + 1, dtype=torch.float64) / timesteps
