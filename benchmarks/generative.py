@@ -1,0 +1,225 @@
+"""Generative models: likelihoods and sample quality on held-out data, beside trivial baselines.
+
+Problem: a generative model's loss going down says nothing about whether it is any good; the
+numbers that matter are held-out likelihoods (nats, bits/dim) next to a trivial baseline and
+the published figure, and for conditional models whether samples show the requested class.
+Idea: train each recipe with a fixed seed inside a fixed CPU budget (a callback stops training
+when the budget is spent) and score it on the official test set:
+  vae       MNIST VAE negative ELBO (test binarised once, seed 0) vs independent per-pixel Bernoulli
+  pixelcnn  MNIST PixelCNN NLL, same protocol
+  moons     two-moons RealNVP test log-likelihood and DDPM/RealNVP energy distances vs a Gaussian
+  realnvp   digits RealNVP bits/dim (dequantised) vs an independent per-pixel categorical
+  conditional  cVAE, cGAN, conditional DDPM (DDIM 50 steps, guidance 2): share of samples of
+            class c that a separately trained classifier calls c, and Frechet distances on its
+            penultimate features vs the real-vs-real distance
+Choose parts with GENERATIVE_PARTS=vae,moons (default) or =all; GENERATIVE_SMOKE=1 runs every
+part with tiny settings to check the code. One torch thread: on a shared, busy CPU two threads
+fight and run several times slower.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import emit  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("DEEPSTRATA_DATA", str(REPO.parent / "shared" / "data"))
+SMOKE = os.environ.get("GENERATIVE_SMOKE") == "1"
+BUDGET_S = 20.0 if SMOKE else float(os.environ.get("GENERATIVE_BUDGET_S", "600"))
+
+
+def _budget_callback(budget_s: float) -> Any:
+    from deepstrata.train.callbacks.base import Callback
+
+    class TimeBudget(Callback):
+        """Stops training once `budget_s` seconds of fit time are spent (checked every batch)."""
+
+        def on_fit_start(self, trainer: Any) -> None:
+            self.start = time.perf_counter()
+
+        def on_train_batch_end(self, trainer: Any, output: Any) -> None:
+            if time.perf_counter() - self.start > budget_s:
+                trainer.state.should_stop, trainer.state.stop_reason = True, f"time budget {budget_s:.0f} s"
+
+    return TimeBudget()
+
+
+def _train(recipe: str, overrides: list[str], out: str) -> tuple[Any, dict[str, Any]]:
+    """Train with the time budget; returns (result, run info)."""
+    import json
+
+    from deepstrata.api import train
+
+    sets = [f"output_dir={out}", "trainer.progress=off", "trainer.num_threads=1", *overrides]
+    if SMOKE:
+        sets += ["trainer.max_epochs=1", "trainer.max_steps=5", "callbacks=[]"]
+    result = train(recipe, sets, extra_callbacks=[_budget_callback(BUDGET_S)])
+    info = json.loads((result.run_dir / "run.json").read_text())
+    return result, info
+
+
+def _bernoulli_baseline(train_x: Any, test_x: Any) -> float:
+    p = train_x.mean(0).clamp(1e-4, 1 - 1e-4)
+    return float(-(test_x * p.log() + (1 - test_x) * (1 - p).log()).flatten(1).sum(1).mean())
+
+
+def _epochs_done(result: Any) -> int:
+    from deepstrata.train.callbacks.metrics_logger import read_metrics
+
+    return sum(1 for r in read_metrics(result.run_dir / "metrics.jsonl") if r.get("scope") == "epoch")
+
+
+def bench_mnist_likelihood(name: str, recipe: str, published: str, out: str) -> list[dict[str, Any]]:
+    from deepstrata.data.binarized_mnist import binarized_mnist
+
+    overrides = ["data.limit=2000"] if SMOKE else []
+    result, info = _train(recipe, overrides, out)
+    data = binarized_mnist(limit=2000 if SMOKE else None)
+    baseline = _bernoulli_baseline(data.x, data.test_x)
+    nats = result.metrics["test/loss"]
+    label = "negative ELBO" if name == "vae" else "NLL"
+    return [
+        {"name": f"MNIST {name} test {label}", "value": nats, "unit": "nats",
+         "note": f"floor <= {'95' if name == 'vae' else '100'}; fit {info['fit_time_s']:.0f} s, {_epochs_done(result)} epochs, 1 thread; {published}"},
+        {"name": f"MNIST {name} test {label} (bits/dim)", "value": nats / (784 * math.log(2)), "unit": "bits/dim", "note": ""},
+        {"name": "MNIST independent per-pixel Bernoulli (trivial baseline)", "value": baseline, "unit": "nats", "note": "pixel means fitted on train, same binarised test set"},
+    ]  # fmt: skip
+
+
+def bench_moons(out: str) -> list[dict[str, Any]]:
+    import torch
+
+    from deepstrata.api import load
+    from deepstrata.data.base import build_data
+    from deepstrata.metrics.energy_distance import energy_distance
+
+    data = build_data("moons", seed=0, val_fraction=0.1, test_fraction=0.2)
+    train = torch.stack([data.train[i][0] for i in range(len(data.train))]).double()
+    test = torch.stack([data.test[i][0] for i in range(len(data.test))]).double()
+    gauss = torch.distributions.MultivariateNormal(train.mean(0), torch.cov(train.T))
+    gen = torch.Generator().manual_seed(0)
+    n = len(test)
+    figures = []
+    flow, flow_info = _train("recipes/moons_realnvp.yaml", [], out)
+    ddpm, ddpm_info = _train("recipes/moons_ddpm.yaml", [], out)
+    torch.manual_seed(0)
+    samples = {
+        "RealNVP": load(flow.run_dir).model.sample(n, generator=gen),
+        "DDPM (ancestral, 200 steps)": load(ddpm.run_dir).model.sample(n, generator=gen),
+        "DDPM (DDIM, 50 steps)": load(ddpm.run_dir).model.sample(n, steps=50, generator=gen),
+        "Gaussian fitted on train (baseline)": gauss.sample((n,)).float(),
+        "real train points (real-vs-real floor)": train[torch.randperm(len(train), generator=gen)[:n]].float(),
+    }
+    figures.append({"name": "moons RealNVP test log-likelihood", "value": -flow.metrics["test/loss"], "unit": "nats/point", "note": f"fit {flow_info['fit_time_s']:.0f} s"})
+    figures.append({"name": "moons Gaussian test log-likelihood (baseline)", "value": float(gauss.log_prob(test).mean()), "unit": "nats/point", "note": "full covariance fitted on train"})
+    for label, s in samples.items():
+        figures.append({"name": f"moons energy distance to test: {label}", "value": energy_distance(s.float(), test.float()), "unit": "", "note": "lower is better"})
+    return figures
+
+
+def bench_digits_realnvp(out: str) -> list[dict[str, Any]]:
+    import torch
+
+    from deepstrata.data.base import build_data
+
+    result, info = _train("recipes/digits_realnvp.yaml", [], out)
+    data = build_data("digits", seed=0, val_fraction=0.1, test_fraction=0.2)
+    levels = 17
+    train = torch.stack([data.train[i][0] for i in range(len(data.train))]).mul(16).round().long().flatten(1)
+    test = torch.stack([data.test[i][0] for i in range(len(data.test))]).mul(16).round().long().flatten(1)
+    counts = torch.ones(train.shape[1], levels)  # Laplace smoothing
+    counts.scatter_add_(1, train.T, torch.ones_like(train.T, dtype=torch.float32))
+    logp = (counts / counts.sum(1, keepdim=True)).log()
+    nll = -logp.gather(1, test.T).sum(0).mean()
+    return [
+        {"name": "digits RealNVP test bits/dim", "value": result.metrics["test/bits_per_dim"], "unit": "bits/dim", "note": f"dequantised 17 levels, upper bound; fit {info['fit_time_s']:.0f} s"},
+        {"name": "digits independent per-pixel categorical (baseline)", "value": float(nll / (64 * math.log(2))), "unit": "bits/dim", "note": "17-level histogram per pixel fitted on train"},
+        {"name": "digits uniform (baseline)", "value": math.log2(levels), "unit": "bits/dim", "note": ""},
+    ]  # fmt: skip
+
+
+def bench_conditional(out: str) -> list[dict[str, Any]]:
+    """Class fidelity and Frechet distance of conditional samples, judged by a separately trained classifier."""
+    import torch
+
+    from deepstrata.api import load, train
+    from deepstrata.data.mnist import mnist
+    from deepstrata.metrics.frechet import frechet_from_features
+
+    clf_run = train(
+        {"name": "mnist_judge", "seed": 1, "output_dir": out, "data": {"name": "mnist", "batch_size": 128, "val_fraction": 0.05, **({"limit": 2000} if SMOKE else {})},
+         "model": {"name": "small_cnn", "widths": [32, 64], "dropout": 0.25}, "optimizer": {"name": "adamw", "lr": 0.002},
+         "trainer": {"max_epochs": 1 if SMOKE else 3, "progress": "off", "num_threads": 1}, "metrics": ["accuracy"]}
+    )  # fmt: skip
+    judge = load(clf_run.run_dir).model.eval()
+    data = mnist()
+    real = data.test_x
+    with torch.no_grad():
+        feats_real = torch.cat([judge.forward_features(b) for b in real.split(1000)])
+    half = len(real) // 2
+    figures = [
+        {"name": "judge classifier test accuracy", "value": clf_run.metrics["test/accuracy"], "unit": "", "note": "small_cnn, trained separately (seed 1)"},
+        {"name": "Frechet distance real vs real (test halves)", "value": frechet_from_features(feats_real[:half], feats_real[half:]), "unit": "", "note": "the floor"},
+    ]
+    per_class = 10 if SMOKE else 100
+    y = torch.arange(10).repeat_interleave(per_class)
+    for label, recipe, kw in (
+        ("cVAE", "recipes/mnist_cvae.yaml", {}),
+        ("cGAN", "recipes/mnist_cgan.yaml", {}),
+        ("conditional DDPM (DDIM 50, guidance 2)", "recipes/mnist_ddpm.yaml", {"steps": 50, "guidance": 2.0}),
+    ):
+        result, info = _train(recipe, [], out)
+        model = load(result.run_dir).model.eval()
+        with torch.no_grad():
+            x = torch.cat([model.sample(len(c), y=c, generator=torch.Generator().manual_seed(0), **kw) for c in y.split(250)])
+            pred = torch.cat([judge(b).argmax(1) for b in x.split(500)])
+            feats = torch.cat([judge.forward_features(b) for b in x.split(500)])
+        figures.append({"name": f"{label}: samples classified as the requested class", "value": float((pred == y).float().mean()), "unit": "", "note": f"{len(y)} samples; fit {info['fit_time_s']:.0f} s"})
+        figures.append({"name": f"{label}: Frechet distance to test", "value": frechet_from_features(feats_real, feats), "unit": "", "note": "judge's penultimate features"})
+    return figures
+
+
+PUBLISHED_VAE = "published: VAE (1 stochastic layer) 86.76 nats test NLL by IWAE-5000 bound, Burda et al. 2016 Table 1 (ELBO is higher)"
+PUBLISHED_PIXELCNN = "published: PixelCNN 81.30 nats, van den Oord et al. 2016 (Table 4, binarised MNIST)"
+
+
+def main() -> None:
+    parts = os.environ.get("GENERATIVE_PARTS", "vae,moons")
+    chosen = ["vae", "pixelcnn", "moons", "realnvp", "conditional"] if parts == "all" else parts.split(",")
+    figures: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as out:
+        for part in chosen:
+            t0 = time.perf_counter()
+            if part == "vae":
+                figures += bench_mnist_likelihood("vae", "recipes/mnist_vae.yaml", PUBLISHED_VAE, out)
+            elif part == "pixelcnn":
+                figures += bench_mnist_likelihood("pixelcnn", "recipes/mnist_pixelcnn.yaml", PUBLISHED_PIXELCNN, out)
+            elif part == "moons":
+                figures += bench_moons(out)
+            elif part == "realnvp":
+                figures += bench_digits_realnvp(out)
+            elif part == "conditional":
+                figures += bench_conditional(out)
+            else:
+                raise SystemExit(f"unknown part {part!r}; choose from vae, pixelcnn, moons, realnvp, conditional or all")
+            print(f"part {part}: {time.perf_counter() - t0:.0f} s", flush=True)
+    for f in figures:
+        print(f"{f['name']}: {f['value']:.4f} {f['unit']}", flush=True)
+    emit(
+        "generative",
+        f"GENERATIVE_PARTS={parts} flock /tmp/ds-heavy.lock .venv/bin/python benchmarks/run_all.py --only generative",
+        figures,
+        description=f"Generative models on held-out data, fixed seed 0, {BUDGET_S:.0f} s training budget per recipe, one torch thread on a shared 2-core CPU. Parts measured: {parts}.",
+    )
+
+
+if __name__ == "__main__":
+    main()
