@@ -144,13 +144,15 @@ def greedy_decode(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """src (N, S) -> (tokens (N, L) ending in <eos> then <pad>, attention (N, L, S) or None).
 
-    Uses the model's own `greedy_decode` when it has one (one decoder step per token);
-    otherwise re-runs `model(src, prefix)` on the growing prefix and takes the last position's
+    Uses the model's own `greedy_decode(src, max_len)` or `generate(src, max_new_tokens)` when it
+    has one; otherwise re-runs `model(src, prefix)` on the growing prefix and takes the last position's
     argmax, which is right for any causal decoder.
     """
     if hasattr(model, "greedy_decode"):
         out = model.greedy_decode(src, max_len=max_len)
         return out if isinstance(out, tuple) else (out, None)
+    if hasattr(model, "generate"):  # e.g. transformer_seq2seq: greedy with the source encoded once
+        return model.generate(src, max_new_tokens=max_len), None
     prefix = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)
     done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
     for _ in range(max_len):
