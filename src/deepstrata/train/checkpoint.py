@@ -91,6 +91,9 @@ def restore(trainer: Any, state: dict[str, Any]) -> None:
     trainer.precision.load_state_dict(state["precision"])
     trainer.state.load_state_dict(state["trainer"])
     trainer.state.stage = "fit"
+    # Resuming asks to go on: a stop recorded at the end of the previous launch (max_steps,
+    # early stopping) is decided afresh by the resumed run's own limits and callbacks.
+    trainer.state.should_stop, trainer.state.stop_reason = False, ""
     saved = state["callbacks"]
     for key, cb in zip(callback_keys(trainer.callbacks), trainer.callbacks):
         if key in saved:
