@@ -40,7 +40,7 @@ class Progress(Callback):
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        total = trainer.max_epochs * len(trainer.train_loader)
+        total = trainer.max_epochs * -(-len(trainer.train_loader) // trainer.accumulate_grad_batches)  # optimizer steps
         if trainer.max_steps:
             total = min(total, trainer.max_steps)
         self._bar = Progress(
