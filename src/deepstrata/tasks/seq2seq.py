@@ -61,7 +61,7 @@ class Seq2SeqTask(Task):
         out.preds, out.target = self.canonical(pred, target.shape[1]), target
         self.update_metrics(split, out)
         if split == "test":
-            if self.beam_size > 1:
+            if self.beam_size > 1 and hasattr(self.model, "beam_search"):  # only models that can search a beam report it
                 beam = self.canonical(self.beam_decode(src, max_len=target.shape[1]), target.shape[1])
                 self._beam_hits += int((beam == target).all(dim=1).sum())
                 self._beam_count += src.shape[0]
@@ -81,10 +81,9 @@ class Seq2SeqTask(Task):
         return greedy_decode(self.model, src, max_len=max_len, bos_id=self.bos_id, eos_id=self.eos_id, pad_id=self.pad_id)
 
     def beam_decode(self, src: torch.Tensor, *, max_len: int) -> torch.Tensor:
-        if hasattr(self.model, "beam_search"):
-            tokens = self.model.beam_search(src, beam_size=self.beam_size, max_len=max_len)
-            return tokens[0] if isinstance(tokens, tuple) else tokens
-        return self.decode(src, max_len=max_len)[0]
+        """Beam search with the model's `beam_search(src, beam_size, max_len)` -> tokens (N, L)."""
+        tokens = self.model.beam_search(src, beam_size=self.beam_size, max_len=max_len)
+        return tokens[0] if isinstance(tokens, tuple) else tokens
 
     def canonical(self, tokens: torch.Tensor, length: int) -> torch.Tensor:
         """Cut after the first <eos>, pad (or truncate) to `length`, so equal outputs compare equal."""
