@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from engine_helpers import make_data, make_loader, make_task, tiny
 
-from deepstrata.train.precision import BF16
+from deepstrata.errors import UserError
+from deepstrata.train.callbacks.base import Callback
+from deepstrata.train.precision import BF16, build_precision
 from deepstrata.train.trainer import Trainer
 
 
@@ -46,8 +49,23 @@ def test_same_seed_gives_bit_identical_runs(tiny_recipe: dict) -> None:
         assert torch.equal(pa, pb), name
 
 
-def test_bf16_autocast_trains_and_keeps_fp32_master_weights() -> None:
+class LogitDtype(Callback):
+    def __init__(self) -> None:
+        self.dtypes: set[torch.dtype] = set()
+
+    def on_before_backward(self, trainer, output) -> None:
+        self.dtypes.add(output.preds.dtype)
+
+
+def test_bf16_autocast_computes_in_bf16_and_keeps_fp32_master_weights() -> None:
     task, loader, val = tiny(0)
-    weights = _fit(task, loader, steps=6, precision=BF16(torch.device("cpu")), val=val)
-    assert all(w.dtype == torch.float32 for w in weights.values())
-    assert all(torch.isfinite(w).all() for w in weights.values())
+    seen = LogitDtype()
+    opt = torch.optim.SGD(task.parameters(), lr=0.5)
+    Trainer(max_epochs=1, precision=BF16(torch.device("cpu")), callbacks=[seen]).fit(task, loader, val, optimizer=opt)
+    assert seen.dtypes == {torch.bfloat16}  # the matmuls ran in bf16
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in task.parameters())
+
+
+def test_fp16_on_cpu_is_refused_with_the_alternative() -> None:
+    with pytest.raises(UserError, match="precision=bf16 on CPU"):
+        build_precision("fp16", torch.device("cpu"))
