@@ -142,3 +142,17 @@ def test_real_mnist_from_shared_data() -> None:
     assert data.x.shape == (60000, 1, 28, 28) and data.test_x.shape == (10000, 1, 28, 28)
     assert data.y.bincount().tolist()[:3] == [5923, 6742, 5958]  # the published MNIST class counts
     assert 0.12 < float(data.x.mean()) < 0.14  # MNIST's mean intensity is 0.1307
+
+
+def test_bad_idx_file_stops_train_before_any_run_directory(tmp_path: Path, tiny_recipe: dict) -> None:
+    import deepstrata.api as api
+
+    write_mnist_folder(tmp_path / "m")
+    labels = np.arange(40, dtype=np.uint8) % 10
+    labels[0] = 200
+    (tmp_path / "m" / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
+    tiny_recipe["data"] = {"name": "mnist", "root": str(tmp_path / "m")}
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte\.gz: label 200 is outside the class range"):
+        api.train(tiny_recipe)
+    runs = Path(tiny_recipe["output_dir"])
+    assert not runs.exists() or not any(runs.rglob("*"))
