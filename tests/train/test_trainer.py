@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from engine_helpers import make_data, make_loader, make_task, tiny
@@ -37,13 +39,13 @@ def test_without_accumulation_small_batches_take_a_different_path() -> None:
     assert max(float((big[k] - small[k]).abs().max()) for k in big) > 1e-3
 
 
-def test_same_seed_gives_bit_identical_runs(tiny_recipe: dict) -> None:
+def test_same_seed_gives_bit_identical_runs(tmp_path: Path) -> None:
     from deepstrata import api
     from deepstrata.run.artifact import load_model
 
-    tiny_recipe["trainer"]["max_epochs"] = 1
-    tiny_recipe["model"]["dropout"] = 0.3  # randomness inside the step too
-    runs = [api.train(tiny_recipe).run_dir for _ in range(2)]
+    # Dropout, EMA, clipping and a warm-up schedule: randomness and state inside every step.
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "engine_mlp_digits.yaml"
+    runs = [api.train(recipe, [f"output_dir={tmp_path}", "trainer.max_epochs=1"]).run_dir for _ in range(2)]
     (a, _), (b, _) = load_model(runs[0]), load_model(runs[1])
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(pa, pb), name

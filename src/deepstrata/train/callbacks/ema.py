@@ -28,7 +28,8 @@ class EMACallback(Callback):
         self._backup: dict[str, Any] | None = None
         self._pending: dict[str, Any] | None = None
 
-    def setup(self, trainer: Any) -> None:
+    def on_fit_start(self, trainer: Any) -> None:
+        # Not in setup: other callbacks' setup may still change the weights (weight_init, pretrained).
         self.ema = ExponentialMovingAverage(trainer.task.model, decay=self.decay, warmup=self.warmup)
         if self._pending is not None:
             self.ema.load_state_dict(self._pending)
