@@ -119,7 +119,10 @@ class Trainer:
 
     def _train_epoch(self, task: Task, loader: DataLoader, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
         s, k = self.state, self.accumulate_grad_batches
-        num_batches = len(loader)
+        try:
+            num_batches = len(loader)
+        except TypeError:  # an iterable-style dataset: its last partial accumulation is dropped
+            num_batches = float("inf")
         self._hook("on_train_epoch_start")
         task.train()
         ran = 0
