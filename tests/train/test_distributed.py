@@ -53,7 +53,14 @@ def test_two_cpu_ranks_match_each_other_and_a_single_process(tmp_path: Path) -> 
 
     runs = sorted((tmp_path / "runs" / "engine_mlp_digits").iterdir())
     assert len(runs) == 2  # one per launch: under torchrun only rank 0 made a run directory
+    epochs = []
     for run in runs:
-        steps = [r["step"] for r in read_metrics(run / "metrics.jsonl") if r["scope"] == "step"]
+        records = read_metrics(run / "metrics.jsonl")
+        steps = [r["step"] for r in records if r["scope"] == "step"]
         assert steps == list(range(1, 21))  # 20 global steps, logged once (rank 0 only)
         assert (run / "model.safetensors").exists() and (run / "report.html").exists()
+        epochs.append(next(r for r in records if r["scope"] == "epoch"))
+    # Validation metrics are reduced across ranks: each rank saw half of the 180 validation
+    # images, and the reduced values equal the single process's over all of them.
+    for key in ("val/loss", "val/accuracy", "train/loss"):
+        assert epochs[0][key] == pytest.approx(epochs[1][key], rel=1e-4), key
