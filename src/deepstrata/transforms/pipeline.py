@@ -1,23 +1,26 @@
 """The recipe's `data.augment` list, applied to batches in the DataLoader with reproducible randomness.
 
 Problem: augmentation that draws from the global random generator makes a run depend on
-how many worker processes load the data and on everything else that draws random numbers,
-and augmenting the validation or test split would bias the measurements.
+how many worker processes load the data, on where a resumed run restarts, and on everything
+else that draws random numbers; augmenting the validation or test split would bias the
+measurements.
 Idea: build the transforms once, run them in the loader's collate step (so worker processes
-share the work), and give every batch its own seed derived from the recipe's seed, the
-worker's per-epoch seed (drawn by PyTorch from the loader's seeded generator) and the batch
-counter, inside `torch.random.fork_rng` so the model's own randomness is left untouched.
-Random transforms touch the training split only; `every_split` ones (normalise) touch all.
+share the work), and seed each batch from the recipe's seed and a hash of the batch itself,
+inside `torch.random.fork_rng` so the model's own randomness is left untouched. A batch is
+then augmented identically whichever worker builds it and after a resume, and shuffling
+makes every epoch's batches (and so their augmentations) new. Random transforms touch the
+training split only; `every_split` ones (normalise) touch all.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import default_collate, get_worker_info
+from torch.utils.data import default_collate
 
 from deepstrata.transforms.base import BatchTransform
 
@@ -28,19 +31,23 @@ class AugmentCollate:
     def __init__(self, transforms: Sequence[BatchTransform], *, seed: int):
         self.transforms = list(transforms)
         self.seed = seed
-        self.batches = 0
 
     def __call__(self, samples: list[Any]) -> Any:
         x, y = default_collate(samples)
         return self.apply(x, y)
 
+    def batch_seed(self, x: torch.Tensor, y: torch.Tensor) -> int:
+        """A 64-bit seed from the recipe's seed and the batch's bytes (about 1 ms for 128 MNIST images)."""
+        digest = hashlib.blake2b(digest_size=8)
+        for t in (x, y):
+            digest.update(memoryview(t.detach().cpu().contiguous().numpy()).cast("B"))
+        words = np.random.SeedSequence([self.seed % 2**63, int.from_bytes(digest.digest(), "little")]).generate_state(2, dtype=np.uint32)
+        return int(words[0]) << 32 | int(words[1])
+
     def apply(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        info = get_worker_info()
-        stream = info.seed if info is not None else 0  # differs per worker and per epoch
-        state = np.random.SeedSequence([self.seed % 2**63, stream % 2**63, self.batches]).generate_state(2, dtype=np.uint32)
-        self.batches += 1
+        seed = self.batch_seed(x, y)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(state[0]) << 32 | int(state[1]))
+            torch.manual_seed(seed)
             for transform in self.transforms:
                 x, y = transform(x, y)
         return x, y
