@@ -47,3 +47,24 @@ def _test_indices(info: dict) -> torch.Tensor:
     bundle = build_data("iris", seed=info["seed"], val_fraction=0.1, test_fraction=0.2)
     assert bundle.split["test_indices_sha256"] == info["split"]["test_indices_sha256"]
     return torch.tensor(bundle.test.indices)
+
+
+@pytest.mark.e2e
+def test_mlp_regression_on_diabetes_beats_predicting_the_mean(tmp_path: Path) -> None:
+    recipe = {
+        "name": "diabetes_mlp",
+        "seed": 0,
+        "output_dir": str(tmp_path / "runs"),
+        "data": {"name": "diabetes", "batch_size": 32},
+        "model": {"name": "mlp", "hidden": [32], "num_classes": 1},
+        "optimizer": {"name": "adamw", "lr": 0.01},
+        "trainer": {"max_epochs": 60, "num_threads": 1, "progress": "off"},
+    }
+    result = api.train(recipe)
+    from deepstrata.data.base import build_data
+
+    bundle = build_data("diabetes", seed=0, val_fraction=0.1, test_fraction=0.2)
+    y_test = torch.stack([bundle.test[i][1] for i in range(len(bundle.test))])
+    baseline = float(y_test.std(unbiased=False))  # RMSE of predicting the test mean, about 77
+    # Measured RMSE 58.7 (linear regression on these 10 variables reaches about the same).
+    assert result.metrics["test/rmse"] < 0.85 * baseline, (result.metrics, baseline)
