@@ -1,0 +1,1 @@
+"""Classical scikit-learn baselines fitted on exactly a recipe's split."""

@@ -1,0 +1,146 @@
+"""Classical baselines: is deep learning the right tool for this data set?
+
+Problem: a deep model's accuracy means little alone; on small tabular data a logistic regression
+or a gradient-boosted forest often matches or beats it in a fraction of the time (Grinsztajn,
+Oyallon & Varoquaux 2022, "Why do tree-based models still outperform deep learning on tabular
+data?"). Idea: fit standard scikit-learn models (linear/logistic regression, random forest,
+gradient boosting, SVM, k-NN) with their default settings on exactly the recipe's training rows,
+score them on exactly its test rows, and report score and fit time beside the deep model's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BASELINES_FILE = "baselines.json"
+
+
+@dataclass
+class BaselineResult:
+    """One classical model's test score and fit time."""
+
+    model: str
+    metric: str  # "accuracy" (classification) or "rmse" (regression)
+    value: float
+    fit_time_s: float
+    r2: float | None = None
+
+
+def _arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A torch Dataset of (x, y) pairs -> (N, features) float array and (N,) targets."""
+    from torch.utils.data import Subset, TensorDataset
+
+    if isinstance(dataset, Subset) and isinstance(dataset.dataset, TensorDataset):
+        x, y = (t[dataset.indices] for t in dataset.dataset.tensors)
+    elif isinstance(dataset, TensorDataset):
+        x, y = dataset.tensors
+    else:
+        pairs = [dataset[i] for i in range(len(dataset))]
+        import torch
+
+        x, y = torch.stack([p[0] for p in pairs]), torch.stack([torch.as_tensor(p[1]) for p in pairs])
+    return x.reshape(len(x), -1).double().numpy(), y.numpy()
+
+
+def _models(task: str, n_train: int, seed: int) -> dict[str, Any]:
+    from sklearn import ensemble, linear_model, neighbors, pipeline, preprocessing, svm
+
+    def scaled(model: Any) -> Any:  # linear models, SVMs and k-NN need standardised features
+        return pipeline.make_pipeline(preprocessing.StandardScaler(), model)
+
+    k = min(5, max(1, n_train - 1))
+    if task == "classification":
+        return {
+            "logistic_regression": scaled(linear_model.LogisticRegression(max_iter=2000)),
+            "random_forest": ensemble.RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1),
+            "gradient_boosting": ensemble.HistGradientBoostingClassifier(random_state=seed),
+            "svm_rbf": scaled(svm.SVC()),
+            "knn": scaled(neighbors.KNeighborsClassifier(n_neighbors=k)),
+        }
+    return {
+        "linear_regression": scaled(linear_model.LinearRegression()),
+        "random_forest": ensemble.RandomForestRegressor(n_estimators=200, random_state=seed, n_jobs=1),
+        "gradient_boosting": ensemble.HistGradientBoostingRegressor(random_state=seed),
+        "svr_rbf": scaled(svm.SVR()),
+        "knn": scaled(neighbors.KNeighborsRegressor(n_neighbors=k)),
+    }
+
+
+def fit_baselines(
+    recipe: str | Path | Mapping[str, Any], overrides: Sequence[str] = (), *, models: Sequence[str] | None = None, n_threads: int = 1
+) -> tuple[list[BaselineResult], dict[str, Any]]:
+    """Fit the classical baselines on the recipe's train split and score them on its test split.
+
+    The split is built by `deepstrata.data.base.build_data` with exactly the arguments
+    `deepstrata.experiment.build_experiment` passes, so it is the one `strata train` uses for
+    the same recipe and seed (the recipe's model is not built: baselines do not need it).
+    Models are fitted with one BLAS/OpenMP thread (`n_threads`) so fit times are comparable.
+    Returns (results, split description).
+    """
+    from threadpoolctl import threadpool_limits
+
+    from deepstrata.config import load_recipe, validate_component_kwargs
+    from deepstrata.data.base import build_data
+    from deepstrata.errors import UserError, did_you_mean
+    from deepstrata.experiment import seed_everything
+    from deepstrata.registry import registry
+
+    rec = load_recipe(recipe, overrides)
+    seed_everything(rec.seed)
+    spec = rec.data
+    data = build_data(
+        spec.name,
+        seed=rec.seed,
+        val_fraction=spec.val_fraction,
+        test_fraction=spec.test_fraction,
+        dataset_kwargs=validate_component_kwargs(registry("dataset").get(spec.name), spec.kwargs, path="data"),
+    )
+    exp = type("_Exp", (), {"data": data})  # the same attribute path as an Experiment
+    if exp.data.task not in ("classification", "regression"):
+        raise UserError(f"strata baseline: recipe '{rec.name}' is a {exp.data.task} task; classical baselines cover classification and regression")
+    x_tr, y_tr = _arrays(exp.data.train)
+    x_te, y_te = _arrays(exp.data.test)
+    if exp.data.task == "regression":
+        y_tr, y_te = y_tr.reshape(len(y_tr), -1).squeeze(1) if y_tr.ndim > 1 and y_tr.shape[1] == 1 else y_tr, (
+            y_te.reshape(len(y_te), -1).squeeze(1) if y_te.ndim > 1 and y_te.shape[1] == 1 else y_te
+        )
+    available = _models(exp.data.task, len(x_tr), rec.seed)
+    chosen = list(models) if models else list(available)
+    for name in chosen:
+        if name not in available:
+            raise UserError(f"unknown baseline '{name}'{did_you_mean(name, list(available))} for {exp.data.task} (choices: {', '.join(available)})")
+    results = []
+    for name in chosen:
+        model = available[name]
+        with threadpool_limits(limits=n_threads):
+            start = time.perf_counter()
+            model.fit(x_tr, y_tr)
+            fit_time = time.perf_counter() - start
+        pred = model.predict(x_te)
+        if exp.data.task == "classification":
+            results.append(BaselineResult(name, "accuracy", float((pred == y_te).mean()), fit_time))
+        else:
+            rmse = float(np.sqrt(np.mean((pred - y_te) ** 2)))
+            r2 = float(1 - np.sum((pred - y_te) ** 2) / np.sum((y_te - y_te.mean()) ** 2))
+            results.append(BaselineResult(name, "rmse", rmse, fit_time, r2=r2))
+    split = {"recipe": rec.name, "dataset": rec.data.name, "task": exp.data.task, **exp.data.split}
+    return results, split
+
+
+def write_baselines(path: Path, results: list[BaselineResult], split: dict[str, Any]) -> Path:
+    """Save results as JSON (`<run_dir>/baselines.json` is what the report's section reads)."""
+    from deepstrata.run.atomic import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_text(path, json.dumps({"split": split, "results": [asdict(r) for r in results]}, indent=1))
+
+
+def read_baselines(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
