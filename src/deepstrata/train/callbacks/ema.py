@@ -36,8 +36,7 @@ class EMACallback(Callback):
             self._pending = None
 
     def on_train_batch_end(self, trainer: Any, output: Any) -> None:
-        if not trainer.state.skip_step:
-            self.ema.update(trainer.task.model)
+        self.ema.update(trainer.task.model)  # after a skipped step this averages in unchanged weights
 
     def _swap_in(self, model: Any) -> None:
         if self._backup is None:
