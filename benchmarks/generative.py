@@ -80,7 +80,7 @@ def _epochs_done(result: Any) -> int:
 def bench_mnist_likelihood(name: str, recipe: str, published: str, out: str) -> list[dict[str, Any]]:
     from deepstrata.data.binarized_mnist import binarized_mnist
 
-    overrides = ["data.limit=2000"] if SMOKE else []
+    overrides = ["data.limit=2000"] + (["model.channels=8", "model.num_blocks=1"] if name == "pixelcnn" else []) if SMOKE else []
     result, info = _train(recipe, overrides, out)
     data = binarized_mnist(limit=2000 if SMOKE else None)
     baseline = _bernoulli_baseline(data.x, data.test_x)
@@ -176,7 +176,8 @@ def bench_conditional(out: str) -> list[dict[str, Any]]:
         ("cGAN", "recipes/mnist_cgan.yaml", {}),
         ("conditional DDPM (DDIM 50, guidance 2)", "recipes/mnist_ddpm.yaml", {"steps": 50, "guidance": 2.0}),
     ):
-        result, info = _train(recipe, [], out)
+        smoke = ["data.limit=1000"] + (["model.base_channels=8"] if "ddpm" in recipe else ["model.width=8"] if "cgan" in recipe else []) if SMOKE else []
+        result, info = _train(recipe, smoke, out)
         model = load(result.run_dir).model.eval()
         with torch.no_grad():
             x = torch.cat([model.sample(len(c), y=c, generator=torch.Generator().manual_seed(0), **kw) for c in y.split(250)])

@@ -15,7 +15,7 @@ def test_closed_form_q_matches_iterating_the_forward_process(schedule) -> None:
     """x_t from t single steps x_s = √(1-β_s) x_(s-1) + √β_s eps has mean √ᾱ_t x0 and variance 1-ᾱ_t."""
     model = DDPM(data_shape=(3,), timesteps=100, schedule=schedule, hidden=8)
     gen = torch.Generator().manual_seed(0)
-    n = 20_000
+    n = 10_000
     x0 = torch.tensor([1.5, -0.5, 0.0]).expand(n, 3)
     x = x0.clone().double()
     betas = model.betas.double()
