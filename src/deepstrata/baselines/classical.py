@@ -115,7 +115,7 @@ def fit_baselines(
     chosen = list(models) if models else list(available)
     for name in chosen:
         if name not in available:
-            raise UserError(f"unknown baseline '{name}'{did_you_mean(name, list(available))} for {exp.data.task} (choices: {', '.join(available)})")
+            raise UserError(f"unknown {exp.data.task} baseline '{name}'{did_you_mean(name, list(available))} (choices: {', '.join(available)})")
     results = []
     for name in chosen:
         model = available[name]
