@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -86,3 +87,24 @@ def test_shape_errors_name_the_expected_shape() -> None:
     fc = rnn_forecaster(input_size=1)
     with pytest.raises(ValueError, match=r"Forecaster expected \(N, \*, 1\) input, got \(2, 5\)"):
         fc(torch.zeros(2, 5))
+
+
+def test_relative_forecaster_extrapolates_a_trend_where_the_absolute_one_fails() -> None:
+    """Test levels above every training level: the relative model follows, the level model saturates (the CO2 setting)."""
+    from deepstrata.data.timeseries import forecasting_data
+
+    t = np.arange(240.0)
+    values = 0.5 * t + 3 * np.sin(2 * np.pi * t / 12)
+    data = forecasting_data("trend", values, [str(i) for i in t], input_len=24, horizon=6, holdout=0.25, period=12, units="u", stride=2)
+    errors = {}
+    for relative in (True, False):
+        torch.manual_seed(0)
+        model = rnn_forecaster(horizon=6, cell="gru", hidden_size=16, relative=relative, **{k: v for k, v in data.model_defaults.items() if k != "horizon"})
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        for _ in range(60):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(data.x), data.y).backward()
+            opt.step()
+        with torch.no_grad():
+            errors[relative] = (model(data.test_x) - data.test_y).abs().mean().item()
+    assert errors[True] < 0.6 and errors[False] > 10 * errors[True]  # measured 0.26 against 11.9
