@@ -28,7 +28,7 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
     """||mu1 - mu2||² + Tr(cov1 + cov2 - 2 sqrtm(cov1 cov2)) between two Gaussians."""
     from scipy import linalg
 
-    covmean, _ = linalg.sqrtm(cov1 @ cov2, disp=False)
+    covmean = linalg.sqrtm(cov1 @ cov2)
     if not np.isfinite(covmean).all():  # singular product: nudge both covariances (as in the FID code)
         eps = 1e-6 * np.eye(cov1.shape[0])
         covmean = linalg.sqrtm((cov1 + eps) @ (cov2 + eps))
