@@ -91,12 +91,12 @@ def test_arrays(dataset: str):
 
 
 def run_backbone(dataset: str, name: str, recipe: str, floor: float, out: str) -> dict[str, Any]:
-    import deepstrata
+    from deepstrata.api import train
 
     _, tx, ty = test_arrays(dataset)
     cb = TimeToAccuracy(tx, ty, floor)
     print(f"{dataset} {name} ({recipe})", flush=True)
-    result = deepstrata.train(
+    result = train(
         REPO / recipe, [f"output_dir={out}", "trainer.progress=off", f"trainer.num_threads={THREADS}"], extra_callbacks=[cb]
     )
     return {

@@ -50,9 +50,9 @@ def test_too_small_images_are_refused_with_the_minimum() -> None:
 @pytest.mark.e2e
 @requires_shared_data("mnist")
 def test_mnist_recipe_short(tmp_path) -> None:
-    import deepstrata
+    from deepstrata.api import train
 
-    result = deepstrata.train(
+    result = train(
         REPO / "recipes" / "mnist_lenet.yaml",
         ["data.limit=4000", "trainer.max_epochs=2", "trainer.progress=off", f"output_dir={tmp_path}", "scheduler.warmup_steps=20"],
     )

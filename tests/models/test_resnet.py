@@ -98,9 +98,9 @@ def test_errors() -> None:
 
 @pytest.mark.e2e
 def test_digits_recipe_short(tmp_path) -> None:
-    import deepstrata
+    from deepstrata.api import train
 
-    result = deepstrata.train(
+    result = train(
         REPO / "recipes" / "digits_resnet.yaml", ["trainer.max_epochs=6", "trainer.progress=off", f"output_dir={tmp_path}"]
     )
     assert result.metrics["test/accuracy"] >= 0.95

@@ -114,9 +114,9 @@ def test_errors() -> None:
 
 @pytest.mark.e2e
 def test_digits_recipe_short(tmp_path) -> None:
-    import deepstrata
+    from deepstrata.api import train
 
-    result = deepstrata.train(
-        REPO / "recipes" / "digits_vit.yaml", ["trainer.max_epochs=12", "trainer.progress=off", f"output_dir={tmp_path}"]
+    result = train(
+        REPO / "recipes" / "digits_vit.yaml", ["trainer.max_epochs=8", "trainer.progress=off", f"output_dir={tmp_path}"]
     )
-    assert result.metrics["test/accuracy"] >= 0.85
+    assert result.metrics["test/accuracy"] >= 0.93

@@ -7,11 +7,11 @@ from deepstrata.report.sections.attention import vit_attention
 
 
 def test_vit_run_report_shows_attention_rollout(tiny_recipe) -> None:
-    import deepstrata
+    from deepstrata.api import train
 
     tiny_recipe["model"] = {"name": "vit", "image_size": 8, "patch_size": 2, "dim": 16, "depth": 2, "heads": 2}
     tiny_recipe["trainer"].update(max_epochs=1, max_steps=3)
-    result = deepstrata.train(tiny_recipe)
+    result = train(tiny_recipe)
     section = vit_attention(RunRecord.read(result.run_dir))
     assert section is not None and "4x4 patches through all 2 layers" in section.html and "<img" in section.html
     assert "ViT attention (rollout)" in (result.run_dir / "report.html").read_text()
