@@ -93,3 +93,14 @@ def test_normalize_is_recorded_and_replayed_at_prediction(tiny_recipe: dict, tmp
     raw = raw * 16.0  # ...and to the raw 0..16 grey levels that predict() takes
     torch.testing.assert_close(predictor.preprocess(raw.numpy()), x, atol=1e-5, rtol=1e-5)
     assert ComponentSpec(name="normalize").name in {s.name for s in exp.recipe.data.augment}
+
+
+def test_transform_that_does_not_fit_the_data_fails_before_training(tiny_recipe: dict) -> None:
+    tiny_recipe["data"] = {"name": "iris", "augment": ["random_crop"]}
+    tiny_recipe["model"] = {"name": "mlp"}
+    exp = build_experiment(load_recipe(tiny_recipe))
+    with pytest.raises(ConfigError, match=r"data\.augment\.0 \(random_crop\) does not fit this data: random_crop expects image batches"):
+        exp.loader("train")
+    tiny_recipe["data"]["augment"] = [{"name": "mixup", "alpha": -1.0}]
+    with pytest.raises(ConfigError, match=r"data\.augment\.0 \(mixup\): mixup: alpha must be positive"):
+        build_experiment(load_recipe(tiny_recipe)).loader("train")

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
+from deepstrata.errors import ConfigError
 from deepstrata.transforms.base import BatchTransform
 
 
@@ -66,8 +67,24 @@ def build_transforms(specs: Sequence[Any], *, defaults: dict[str, Any]) -> list[
         kwargs = validate_component_kwargs(factory, spec.kwargs, path=f"data.augment.{i}")
         accepted = inspect.signature(factory).parameters
         kwargs.update({k: v for k, v in defaults.items() if k in accepted and kwargs.get(k) is None})
-        out.append(factory(**kwargs))
+        try:
+            out.append(factory(**kwargs))
+        except ValueError as err:
+            raise ConfigError(f"data.augment.{i} ({spec.name}): {err}") from None
     return out
+
+
+def check_on_sample(transforms: Sequence[BatchTransform], specs: Sequence[Any], dataset: Any) -> None:
+    """Run the transforms once on two examples, so a wrong pairing (cutmix on a table) fails before step 1."""
+    if dataset is None or len(dataset) == 0:
+        return
+    x, y = default_collate([dataset[i] for i in range(min(2, len(dataset)))])
+    for i, (transform, spec) in enumerate(zip(transforms, specs)):
+        try:
+            with torch.random.fork_rng(devices=[]):
+                x, y = transform(x, y)
+        except ValueError as err:
+            raise ConfigError(f"data.augment.{i} ({spec.name}) does not fit this data: {err}") from None
 
 
 def split_collate(specs: Sequence[Any], *, split: str, seed: int, data: Any) -> AugmentCollate | None:
@@ -78,6 +95,8 @@ def split_collate(specs: Sequence[Any], *, split: str, seed: int, data: Any) -> 
     if not specs:
         return None
     transforms = build_transforms(specs, defaults=data.model_defaults())
+    if split == "train":
+        check_on_sample(transforms, specs, data.train)
     for t in transforms:
         data.input_spec.update(t.input_spec_update())
     chosen = transforms if split == "train" else [t for t in transforms if t.every_split]
