@@ -45,7 +45,11 @@ def strategy(name: str) -> Callable[[Callable[..., Strategy]], Callable[..., Str
 @strategy("feature_extraction")
 def feature_extraction(*, head_lr: float = 1e-3, body_lr: float = 1e-4) -> Strategy:
     """Frozen body, head at `head_lr` (body_lr is unused: nothing in the body learns)."""
-    return Strategy("feature_extraction", [{"match": HEAD, "lr": head_lr}, {"match": "*", "frozen": True}])
+    return Strategy(
+        "feature_extraction",
+        [{"match": HEAD, "lr": head_lr}, {"match": "*", "frozen": True}],
+        [{"name": "frozen_norm_eval"}],  # the body's BatchNorm statistics stay the pretrained ones
+    )
 
 
 @strategy("fine_tuning")
@@ -60,7 +64,7 @@ def gradual_unfreezing(*, head_lr: float = 1e-3, body_lr: float = 1e-4, num_stag
     return Strategy(
         "gradual_unfreezing",
         [{"match": HEAD, "lr": head_lr}, {"match": "*", "lr": body_lr}],
-        [{"name": "gradual_unfreezing", "num_stages": num_stages, "epochs_per_stage": epochs_per_stage}],
+        [{"name": "gradual_unfreezing", "num_stages": num_stages, "epochs_per_stage": epochs_per_stage}, {"name": "frozen_norm_eval"}],
     )
 
 
