@@ -29,6 +29,8 @@ from deepstrata.train.callbacks.base import Callback  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PART = os.environ.get("VISION_BENCH_PART", "digits")
+# MNIST is read from $DEEPSTRATA_DATA/mnist; like the tests, default to the repository's ../shared/data.
+os.environ.setdefault("DEEPSTRATA_DATA", str(REPO.parent / "shared" / "data"))
 THREADS = int(os.environ.get("VISION_BENCH_THREADS", "1"))
 
 # (dataset, backbone, recipe, accuracy floor from issue 6)

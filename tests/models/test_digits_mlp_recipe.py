@@ -14,4 +14,4 @@ def test_digits_mlp_recipe_short(tmp_path) -> None:
     result = train(
         REPO / "recipes" / "digits_mlp.yaml", ["trainer.max_epochs=8", "trainer.progress=off", f"output_dir={tmp_path}"]
     )
-    assert result.metrics["test/accuracy"] >= 0.94
+    assert result.metrics["test/accuracy"] >= 0.95

@@ -103,4 +103,4 @@ def test_digits_recipe_short(tmp_path) -> None:
     result = train(
         REPO / "recipes" / "digits_resnet.yaml", ["trainer.max_epochs=6", "trainer.progress=off", f"output_dir={tmp_path}"]
     )
-    assert result.metrics["test/accuracy"] >= 0.95
+    assert result.metrics["test/accuracy"] >= 0.97
