@@ -120,3 +120,12 @@ def test_digits_recipe_short(tmp_path) -> None:
         REPO / "recipes" / "digits_vit.yaml", ["trainer.max_epochs=8", "trainer.progress=off", f"output_dir={tmp_path}"]
     )
     assert result.metrics["test/accuracy"] >= 0.93
+
+
+def test_init_choice() -> None:
+    torch.manual_seed(0)
+    vit_init = vit(dim=64, init="vit")
+    torch_init = vit(dim=64, init="torch")
+    w_vit, w_torch = vit_init.blocks[0].mlp.linear1.weight, torch_init.blocks[0].mlp.linear1.weight
+    assert abs(w_vit.std().item() - 0.02) < 0.003 and torch.all(vit_init.blocks[0].mlp.linear1.bias == 0)
+    assert abs(w_torch.std().item() - 64**-0.5 / 3**0.5) < 0.01  # U(-1/sqrt(fan_in), 1/sqrt(fan_in))
