@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import requires_shared_data
+from tests.conftest import requires_shared_data
 
 from deepstrata.data.base import build_data
 from deepstrata.data.idx import IMAGE_MAGIC, LABEL_MAGIC, read_idx

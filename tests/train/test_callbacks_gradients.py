@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from engine_helpers import make_data, make_loader, tiny
+from tests.train.engine_helpers import make_data, make_loader, tiny
 from torch import nn
 
 from deepstrata.losses.cross_entropy import cross_entropy

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import torch
-from engine_helpers import tiny
+from tests.train.engine_helpers import tiny
 from safetensors.torch import load_file
 
 from deepstrata.train.callbacks.base import Callback

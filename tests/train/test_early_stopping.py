@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from engine_helpers import tiny
+from tests.train.engine_helpers import tiny
 
 from deepstrata.train.callbacks.base import Callback
 from deepstrata.train.callbacks.early_stopping import EarlyStopping

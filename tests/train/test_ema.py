@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from engine_helpers import tiny
+from tests.train.engine_helpers import tiny
 from torch import nn
 
 from deepstrata.train.callbacks.base import Callback

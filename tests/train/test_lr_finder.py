@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from engine_helpers import make_data, make_loader, make_task
+from tests.train.engine_helpers import make_data, make_loader, make_task
 
 from deepstrata.cli.main import main as cli_main
 from deepstrata.train.lr_finder import lr_range_test

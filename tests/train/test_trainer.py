@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from engine_helpers import make_data, make_loader, make_task, tiny
+from tests.train.engine_helpers import make_data, make_loader, make_task, tiny
 
 from deepstrata.errors import UserError
 from deepstrata.train.callbacks.base import Callback
