@@ -85,6 +85,8 @@ def test_test_split_is_untouched_until_the_final_test(tiny_recipe, monkeypatch) 
 
     monkeypatch.setattr(experiment, "build_data", spying_build_data)
     probe = ReadsAtTestStart()
+    tiny_recipe["data"] = {"name": "iris", "batch_size": 16}  # a small run; test_standardize checks the scaler
+    tiny_recipe["model"] = {"name": "mlp", "hidden": [8]}
     tiny_recipe["trainer"].update(max_epochs=1, num_threads=1)
     api.train(tiny_recipe, extra_callbacks=[probe])
     assert probe.reads == 0, "training or validation read the test split"
