@@ -104,3 +104,13 @@ def test_transform_that_does_not_fit_the_data_fails_before_training(tiny_recipe:
     tiny_recipe["data"]["augment"] = [{"name": "mixup", "alpha": -1.0}]
     with pytest.raises(ConfigError, match=r"data\.augment\.0 \(mixup\): mixup: alpha must be positive"):
         build_experiment(load_recipe(tiny_recipe)).loader("train")
+
+
+def test_token_transforms_apply_to_inputs_alone() -> None:
+    """Registered transforms that are not BatchTransforms (token_deletion) see x only; y passes through."""
+    from deepstrata.transforms.pipeline import apply_one
+
+    tokens = torch.arange(10, 30).reshape(2, 10)
+    x, y = apply_one(TRANSFORMS.get("token_swap")(p=0.5), tokens, torch.tensor([0, 1]))
+    assert x.shape == tokens.shape and torch.equal(y, torch.tensor([0, 1]))
+    assert sorted(x[0].tolist()) == tokens[0].tolist(), "a swap keeps the multiset of tokens"

@@ -29,7 +29,7 @@ from deepstrata.transforms.base import BatchTransform
 class AugmentCollate:
     """collate_fn: default_collate, then each transform on the batch under a per-batch seed."""
 
-    def __init__(self, transforms: Sequence[BatchTransform], *, seed: int):
+    def __init__(self, transforms: Sequence[Any], *, seed: int):
         self.transforms = list(transforms)
         self.seed = seed
 
@@ -50,11 +50,18 @@ class AugmentCollate:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for transform in self.transforms:
-                x, y = transform(x, y)
+                x, y = apply_one(transform, x, y)
         return x, y
 
 
-def build_transforms(specs: Sequence[Any], *, defaults: dict[str, Any]) -> list[BatchTransform]:
+def apply_one(transform: Any, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A BatchTransform maps (x, y); any other registered transform (token_deletion, ...) maps x alone."""
+    if isinstance(transform, BatchTransform):
+        return transform(x, y)
+    return transform(x), y
+
+
+def build_transforms(specs: Sequence[Any], *, defaults: dict[str, Any]) -> list[Any]:
     """Registered transforms from recipe specs; `num_classes` etc. come from the data when left out."""
     import inspect
 
@@ -74,7 +81,7 @@ def build_transforms(specs: Sequence[Any], *, defaults: dict[str, Any]) -> list[
     return out
 
 
-def check_on_sample(transforms: Sequence[BatchTransform], specs: Sequence[Any], dataset: Any) -> None:
+def check_on_sample(transforms: Sequence[Any], specs: Sequence[Any], dataset: Any) -> None:
     """Run the transforms once on two examples, so a wrong pairing (cutmix on a table) fails before step 1."""
     if dataset is None or len(dataset) == 0:
         return
@@ -82,7 +89,7 @@ def check_on_sample(transforms: Sequence[BatchTransform], specs: Sequence[Any], 
     for i, (transform, spec) in enumerate(zip(transforms, specs)):
         try:
             with torch.random.fork_rng(devices=[]):
-                x, y = transform(x, y)
+                x, y = apply_one(transform, x, y)
         except ValueError as err:
             raise ConfigError(f"data.augment.{i} ({spec.name}) does not fit this data: {err}") from None
 
@@ -98,6 +105,6 @@ def split_collate(specs: Sequence[Any], *, split: str, seed: int, data: Any) -> 
     if split == "train":
         check_on_sample(transforms, specs, data.train)
     for t in transforms:
-        data.input_spec.update(t.input_spec_update())
-    chosen = transforms if split == "train" else [t for t in transforms if t.every_split]
+        data.input_spec.update(getattr(t, "input_spec_update", dict)())
+    chosen = transforms if split == "train" else [t for t in transforms if getattr(t, "every_split", False)]
     return AugmentCollate(chosen, seed=seed) if chosen else None
