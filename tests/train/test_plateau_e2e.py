@@ -11,6 +11,7 @@ from deepstrata.train.callbacks.metrics_logger import read_metrics
 @pytest.mark.e2e
 def test_plateau_schedule_cuts_the_logged_lr_after_a_bad_validation(tiny_recipe: dict) -> None:
     tiny_recipe["trainer"]["max_epochs"] = 3
+    tiny_recipe["model"] = {"name": "mlp", "in_features": 64, "hidden": [32]}
     # threshold=10: no validation after the first can count as an improvement; patience 0 cuts at once.
     tiny_recipe["scheduler"] = {"name": "reduce_on_plateau", "monitor": "val/loss", "factor": 0.5, "patience": 0, "threshold": 10.0}
     run_dir = api.train(tiny_recipe).run_dir
