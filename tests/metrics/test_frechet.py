@@ -39,3 +39,16 @@ def test_energy_distance_is_zero_for_equal_samples_and_grows_with_a_shift() -> N
     assert 0 < near < far
     with pytest.raises(ValueError, match="energy_distance"):
         energy_distance(x, torch.randn(5, 3))
+
+
+def test_matches_the_scipy_matrix_square_root_on_well_conditioned_covariances() -> None:
+    from scipy import linalg
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(4, 4)), rng.normal(size=(4, 4))
+    c1, c2 = a @ a.T + 0.5 * np.eye(4), b @ b.T + 0.5 * np.eye(4)
+    mu1, mu2 = rng.normal(size=4), rng.normal(size=4)
+    ref = ((mu1 - mu2) ** 2).sum() + np.trace(c1 + c2 - 2 * linalg.sqrtm(c1 @ c2).real)
+    assert frechet_distance(mu1, c1, mu2, c2) == pytest.approx(ref, rel=1e-8)
+    singular = np.diag([1.0, 0.0, 2.0, 0.0])  # dead features: no warning, still exact
+    assert frechet_distance(mu1, singular, mu1, singular) == pytest.approx(0.0, abs=1e-9)

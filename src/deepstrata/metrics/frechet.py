@@ -25,15 +25,17 @@ def gaussian_stats(features: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.
 
 
 def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
-    """||mu1 - mu2||² + Tr(cov1 + cov2 - 2 sqrtm(cov1 cov2)) between two Gaussians."""
-    from scipy import linalg
+    """||mu1 - mu2||² + Tr(cov1 + cov2 - 2 (cov1 cov2)^½) between two Gaussians.
 
-    covmean = linalg.sqrtm(cov1 @ cov2)
-    if not np.isfinite(covmean).all():  # singular product: nudge both covariances (as in the FID code)
-        eps = 1e-6 * np.eye(cov1.shape[0])
-        covmean = linalg.sqrtm((cov1 + eps) @ (cov2 + eps))
-    covmean = covmean.real
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(cov1) + np.trace(cov2) - 2 * np.trace(covmean))
+    Tr((cov1 cov2)^½) is computed as Σ √λ of the symmetric PSD matrix cov1^½ cov2 cov1^½ (same
+    eigenvalues as cov1 cov2), which stays real and stable when the covariances are singular
+    (dead ReLU features), where a general matrix square root warns and loses accuracy.
+    """
+    w1, v1 = np.linalg.eigh(cov1)
+    half = (v1 * np.sqrt(np.clip(w1, 0.0, None))) @ v1.T  # cov1^½
+    lam = np.linalg.eigvalsh(half @ cov2 @ half)
+    tr_covmean = float(np.sqrt(np.clip(lam, 0.0, None)).sum())
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(cov1) + np.trace(cov2) - 2 * tr_covmean)
 
 
 def frechet_from_features(real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.ndarray) -> float:
