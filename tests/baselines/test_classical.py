@@ -46,7 +46,7 @@ def test_strata_baseline_writes_beside_a_run_and_the_report_compares(tmp_path):
     recipe_path = tmp_path / "iris.yaml"
     recipe_path.write_text(
         "name: iris_mlp\nseed: 0\ndata: {name: iris, batch_size: 16}\nmodel: {name: mlp, hidden: [16]}\n"
-        f"optimizer: {{name: adamw, lr: 0.02}}\ntrainer: {{max_epochs: 15, progress: 'off'}}\noutput_dir: {tmp_path / 'runs'}\n"
+        f"optimizer: {{name: adamw, lr: 0.02}}\ntrainer: {{max_epochs: 15, num_threads: 1, progress: 'off'}}\noutput_dir: {tmp_path / 'runs'}\n"
     )
     run = api.train(recipe_path)
     assert main(["baseline", str(recipe_path), "--run", str(run.run_dir), "--models", "logistic_regression,knn"]) == 0

@@ -48,7 +48,7 @@ def _recipe(tmp_path):
     return {
         "name": "diag", "seed": 0, "output_dir": str(tmp_path / "runs"), "data": {"name": "digits", "batch_size": 64},
         "model": {"name": "mlp", "in_features": 64, "hidden": [64]}, "optimizer": {"name": "adamw", "lr": 0.01},
-        "trainer": {"max_epochs": 3, "progress": "off"}, "metrics": ["accuracy"],
+        "trainer": {"max_epochs": 3, "num_threads": 1, "progress": "off"}, "metrics": ["accuracy"],
     }
 
 
