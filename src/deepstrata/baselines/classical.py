@@ -102,20 +102,17 @@ def fit_baselines(
         test_fraction=spec.test_fraction,
         dataset_kwargs=validate_component_kwargs(registry("dataset").get(spec.name), spec.kwargs, path="data"),
     )
-    exp = type("_Exp", (), {"data": data})  # the same attribute path as an Experiment
-    if exp.data.task not in ("classification", "regression"):
-        raise UserError(f"strata baseline: recipe '{rec.name}' is a {exp.data.task} task; classical baselines cover classification and regression")
-    x_tr, y_tr = _arrays(exp.data.train)
-    x_te, y_te = _arrays(exp.data.test)
-    if exp.data.task == "regression":
-        y_tr, y_te = y_tr.reshape(len(y_tr), -1).squeeze(1) if y_tr.ndim > 1 and y_tr.shape[1] == 1 else y_tr, (
-            y_te.reshape(len(y_te), -1).squeeze(1) if y_te.ndim > 1 and y_te.shape[1] == 1 else y_te
-        )
-    available = _models(exp.data.task, len(x_tr), rec.seed)
+    if data.task not in ("classification", "regression"):
+        raise UserError(f"strata baseline: recipe '{rec.name}' is a {data.task} task; classical baselines cover classification and regression")
+    x_tr, y_tr = _arrays(data.train)
+    x_te, y_te = _arrays(data.test)
+    if data.task == "regression" and y_tr.ndim == 2 and y_tr.shape[1] == 1:  # (N, 1) targets -> (N,)
+        y_tr, y_te = y_tr[:, 0], y_te[:, 0]
+    available = _models(data.task, len(x_tr), rec.seed)
     chosen = list(models) if models else list(available)
     for name in chosen:
         if name not in available:
-            raise UserError(f"unknown {exp.data.task} baseline '{name}'{did_you_mean(name, list(available))} (choices: {', '.join(available)})")
+            raise UserError(f"unknown {data.task} baseline '{name}'{did_you_mean(name, list(available))} (choices: {', '.join(available)})")
     results = []
     for name in chosen:
         model = available[name]
@@ -124,13 +121,13 @@ def fit_baselines(
             model.fit(x_tr, y_tr)
             fit_time = time.perf_counter() - start
         pred = model.predict(x_te)
-        if exp.data.task == "classification":
+        if data.task == "classification":
             results.append(BaselineResult(name, "accuracy", float((pred == y_te).mean()), fit_time))
         else:
             rmse = float(np.sqrt(np.mean((pred - y_te) ** 2)))
             r2 = float(1 - np.sum((pred - y_te) ** 2) / np.sum((y_te - y_te.mean()) ** 2))
             results.append(BaselineResult(name, "rmse", rmse, fit_time, r2=r2))
-    split = {"recipe": rec.name, "dataset": rec.data.name, "task": exp.data.task, **exp.data.split}
+    split = {"recipe": rec.name, "dataset": rec.data.name, "task": data.task, **data.split}
     return results, split
 
 
