@@ -107,7 +107,7 @@ def optimizers(figures: list, tables: list) -> None:
     tables.append("**Optimizer landscapes** (best learning rate of 1, 0.32, ..., 1e-4 per optimizer and surface; 500-step budget; %.0f s)\n\n" % (time.time() - t)
                   + md_table(["surface", "optimizer", "best lr", "steps to target", "final loss"], rows))
     q = summary["quadratic"]
-    figures.append({"name": "steps to 1e-6 on quadratic (kappa=100): SGD vs momentum", "value": f"{q['sgd']['steps_to_target']} vs {q['momentum']['steps_to_target']}", "unit": "steps", "note": "each at its best grid LR"})
+    figures.append({"name": "steps to 1e-6 on quadratic (kappa=100): SGD vs momentum", "value": f"{q['sgd']['steps_to_target'] or '> 500'} vs {q['momentum']['steps_to_target'] or '> 500'}", "unit": "steps", "note": "each at its best grid LR"})
 
 
 def normalization(figures: list, tables: list) -> None:
@@ -154,7 +154,7 @@ def baselines(figures: list, tables: list) -> None:
             diff = (best.value - deep_value) if metric == "accuracy" else (deep_value - best.value)
             verdict = "classical wins" if diff > tol else ("tie" if diff >= -tol else "deep wins")
             rows.append([ds, metric, deep_value, round(deep_time, 1)]
-                        + [best.model, best.value, round(best.fit_time_s, 2), verdict, split["test_size"]])
+                        + [best.model, best.value, round(best.fit_time_s, 3), verdict, split["test_size"]])
             for r in results:
                 figures.append({"name": f"{ds}: {r.model} test {metric}", "value": round(r.value, 4), "unit": "", "note": f"fit {r.fit_time_s:.2f}s"})
             figures.append({"name": f"{ds}: deep MLP test {metric}", "value": round(deep_value, 4), "unit": "", "note": f"train+test {deep_time:.1f}s"})
