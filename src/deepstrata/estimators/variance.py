@@ -71,7 +71,7 @@ def gaussian_quadratic(
 
 
 def categorical_linear(
-    estimator: str, *, logits: list[float] = (0.5, -0.3, 0.1, 1.0), rewards: list[float] = (11.0, 13.0, 8.0, 10.5),
+    estimator: str, *, logits: tuple[float, ...] = (0.5, -0.3, 0.1, 1.0), rewards: tuple[float, ...] = (11.0, 13.0, 8.0, 10.5),
     samples: int = 8, replicates: int = 4000, tau: float = 0.5, seed: int = 0,
 ) -> EstimateStats:
     """grad of E_{k ~ softmax(theta)}[r_k] = sum_k p_k r_k w.r.t. theta = p * (r - p.r) (exact)."""

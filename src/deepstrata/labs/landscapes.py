@@ -105,7 +105,7 @@ def run(
         traj.points.append(p.detach().tolist())
         traj.losses.append(loss.item())
         if not torch.isfinite(loss) or (stop_below is not None and loss.item() <= stop_below):
-            break
+            return traj  # the last recorded point is where it stopped
         opt.zero_grad()
         (grad_scale * loss).backward()
         before = p.detach().clone()
@@ -137,3 +137,35 @@ def best_stable_lr(
     if best is None:
         raise ValueError(f"no stable learning rate for {optimizer} among {lrs}; try smaller ones")
     return best[0], best[1]
+
+
+# Surfaces of the lab: objective, start point, loss target for "steps to reach".
+SURFACES: dict[str, tuple[Objective, list[float], float]] = {
+    "quadratic": (quadratic(100.0), [-1.5, 0.7], 1e-6),
+    "rosenbrock": (rosenbrock(), [-1.5, 2.0], 1e-3),
+    "saddle": (saddle(), [1.0, 1e-3], -10.0),
+    "saddle_10d": (bounded_saddle(10, 3), [1e-3] * 3 + [1.0] * 7, -0.75 + 1e-6),
+}
+LR_GRID = [10 ** (-k / 2) for k in range(0, 9)]  # 1 ... 1e-4
+
+
+def landscape_suite(
+    *, optimizers: tuple[str, ...] = tuple(LAB_OPTIMIZERS), surfaces: tuple[str, ...] = tuple(SURFACES), steps: int = 1000,
+    lrs: list[float] | None = None,
+) -> dict[str, dict[str, Trajectory]]:
+    """For each surface and optimizer: the trajectory at the best stable learning rate of the grid.
+
+    Returns {surface: {optimizer: trajectory}}; each trajectory's `lr` is the one chosen and
+    `steps_to(target)` its hitting time (None when the budget was not enough).
+    """
+    unknown = [s for s in surfaces if s not in SURFACES]
+    if unknown:
+        raise ValueError(f"unknown surface(s) {unknown} (choices: {', '.join(SURFACES)})")
+    out: dict[str, dict[str, Trajectory]] = {}
+    for name in surfaces:
+        f, start, target = SURFACES[name]
+        out[name] = {}
+        for opt in optimizers:
+            lr, _ = best_stable_lr(f, start, opt, lrs=lrs or LR_GRID, steps=steps, target=target)
+            out[name][opt] = run(f, start, opt, lr=lr, steps=steps, stop_below=target)
+    return out
