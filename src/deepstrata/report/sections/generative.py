@@ -24,7 +24,10 @@ SAMPLES_DIR = "samples"
 
 
 def image_grid(images: np.ndarray, *, cols: int | None = None, pad: int = 1) -> np.ndarray:
-    """(N, C, H, W) or (N, H, W) images in [0, 1] -> one (rows*(H+pad), cols*(W+pad)[, C]) array."""
+    """(N, C, H, W) or (N, H, W) images in [0, 1] -> one (rows*(H+pad), cols*(W+pad)[, C]) array.
+
+    The gaps are 0: white under the reversed grey colour map used for ink-on-paper digits.
+    """
     x = np.asarray(images, dtype=np.float32)
     if x.ndim == 4:
         x = x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1)
@@ -32,7 +35,7 @@ def image_grid(images: np.ndarray, *, cols: int | None = None, pad: int = 1) -> 
     cols = cols or int(math.ceil(math.sqrt(n)))
     rows = int(math.ceil(n / cols))
     h, w = x.shape[1:3]
-    grid = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, *x.shape[3:]), dtype=np.float32)
+    grid = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad, *x.shape[3:]), dtype=np.float32)
     for i, img in enumerate(x):
         r, c = divmod(i, cols)
         grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = img
