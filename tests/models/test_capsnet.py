@@ -118,9 +118,9 @@ def test_capsule_task_requires_a_capsule_model() -> None:
 
 @pytest.mark.e2e
 def test_digits_capsnet_short_run(tmp_path: Path) -> None:
-    """8 of the recipe's 30 epochs (full length measured in benchmarks/results): an honest floor."""
+    """4 of the recipe's 30 epochs: an honest floor (measured 0.936 and 0.967 for seeds 0 and 1; full length 0.989)."""
     import deepstrata.api as api
 
     recipe = Path(__file__).resolve().parents[2] / "recipes" / "digits_capsnet.yaml"
-    result = api.train(recipe, ["trainer.max_epochs=8", f"output_dir={tmp_path}"])
-    assert result.metrics["test/accuracy"] >= 0.95, result.metrics
+    result = api.train(recipe, ["trainer.max_epochs=4", "trainer.num_threads=1", f"output_dir={tmp_path}"])
+    assert result.metrics["test/accuracy"] >= 0.90, result.metrics

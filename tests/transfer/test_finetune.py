@@ -22,7 +22,7 @@ TINY = {
     "data": {"name": "digits", "batch_size": 64},
     "model": {"name": "small_cnn", "widths": [8, 16], "dropout": 0.0},
     "optimizer": {"name": "adamw", "lr": 0.01},
-    "trainer": {"max_epochs": 2, "progress": "off", "monitor": "val/accuracy", "monitor_mode": "max"},
+    "trainer": {"max_epochs": 2, "progress": "off", "monitor": "val/accuracy", "monitor_mode": "max", "num_threads": 1},
     "metrics": ["accuracy"],
 }
 
