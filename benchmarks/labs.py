@@ -84,6 +84,7 @@ def trainability(figures: list, tables: list) -> None:
     cells = json.loads((DATA / "trainability" / "trainability.json").read_text())["cells"]
     for name in ("trainability_heatmap.png", "trainability_grad_norms.png"):
         (IMG / f"foundations_{name}").write_bytes((DATA / "trainability" / name).read_bytes())
+        (DATA / "trainability" / name).unlink()  # the figure lives in docs/img; keep only the data here
     rows = [[c["depth"], c["activation"], c["init"], c["variant"], c["first_last_ratio"] if c["first_last_ratio"] is not None else "inf", c["test_accuracy"]] for c in cells]
     tables.append("**Trainability** (digits, width 64, 200 SGD+momentum steps, lr 0.05; ratio = ||grad W_1|| / ||grad W_last hidden|| at init; %.0f s)\n\n" % (time.time() - t)
                   + md_table(["depth", "activation", "init", "variant", "grad ratio first/last", "test accuracy"], rows))
@@ -103,6 +104,7 @@ def optimizers(figures: list, tables: list) -> None:
                              surfaces=("quadratic", "rosenbrock", "saddle", "saddle_10d"), steps=500)
     for s in summary:
         (IMG / f"foundations_landscape_{s}.png").write_bytes((DATA / "optimizers" / f"landscape_{s}.png").read_bytes())
+        (DATA / "optimizers" / f"landscape_{s}.png").unlink()
     rows = [[s, o, r["lr"], r["steps_to_target"] if r["steps_to_target"] is not None else "> 500", r["final_loss"]] for s, rs in summary.items() for o, r in rs.items()]
     tables.append("**Optimizer landscapes** (best learning rate of 1, 0.32, ..., 1e-4 per optimizer and surface; 500-step budget; %.0f s)\n\n" % (time.time() - t)
                   + md_table(["surface", "optimizer", "best lr", "steps to target", "final loss"], rows))
@@ -116,6 +118,7 @@ def normalization(figures: list, tables: list) -> None:
     t = time.time()
     cells = normalization_lab(DATA / "normalization", norms=("batch", "layer", "group", "none"), batch_sizes=(2, 8, 32, 128), steps=300)
     (IMG / "foundations_normalization.png").write_bytes((DATA / "normalization" / "normalization.png").read_bytes())
+    (DATA / "normalization" / "normalization.png").unlink()
     rows = [[c["norm"], c["batch_size"], c["test_accuracy"], c["batch_stat_accuracy"], c["loss_roughness"]] for c in cells]
     tables.append("**Normalisation vs batch size** (small_cnn widths 8-16-32, 300 Adam steps at lr 2e-3 per cell; %.0f s)\n\n" % (time.time() - t)
                   + md_table(["norm", "batch size", "test accuracy (eval mode)", "accuracy with batch statistics", "loss roughness"], rows))
