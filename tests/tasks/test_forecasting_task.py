@@ -62,9 +62,9 @@ def test_forecasts_artifact_holds_per_step_errors_and_examples() -> None:
 @pytest.mark.e2e
 def test_short_co2_run_beats_persistence_and_reports_baselines(tmp_path: Path) -> None:
     """A few epochs of the GRU recipe on every 4th window: already better than persistence (measured MAE 1.68 against 2.68 ppm)."""
-    import deepstrata
+    from deepstrata import api  # not deepstrata.train: once the deepstrata.train package is imported, that name is the package
 
-    result = deepstrata.train(
+    result = api.train(
         "recipes/co2_gru.yaml",
         ["data.stride=4", "trainer.max_epochs=4", "scheduler.warmup_steps=5", "trainer.progress=off", f"output_dir={tmp_path}"],
     )
@@ -73,5 +73,5 @@ def test_short_co2_run_beats_persistence_and_reports_baselines(tmp_path: Path) -
     assert m["test/linear_ar_mae"] > 0 and m["test/seasonal_naive_mae"] > 0
     assert (result.run_dir / "forecasts.json").is_file()
     assert "Forecasts (test) against baselines" in (result.run_dir / "report.html").read_text()
-    preds = deepstrata.load(result.run_dir).predict(np.linspace(350, 360, 104))  # raw ppm in, ppm out
+    preds = api.load(result.run_dir).predict(np.linspace(350, 360, 104))  # raw ppm in, ppm out
     assert len(preds[0]["value"]) == 52 and 340 < np.mean(preds[0]["value"]) < 375

@@ -56,9 +56,9 @@ def test_exact_match_and_token_accuracy() -> None:
 @pytest.mark.e2e
 def test_short_dates_run_learns_reports_attention_and_predicts_text(tmp_path: Path) -> None:
     """3,000 dates for 3 epochs: most characters right already (measured token accuracy 0.75)."""
-    import deepstrata
+    from deepstrata import api  # not deepstrata.train: once the deepstrata.train package is imported, that name is the package
 
-    result = deepstrata.train(
+    result = api.train(
         "recipes/dates_gru_attention.yaml",
         ["data.num_train=3000", "data.num_test=200", "trainer.max_epochs=3", "scheduler.warmup_steps=10", "trainer.progress=off", f"output_dir={tmp_path}"],
     )
@@ -70,6 +70,6 @@ def test_short_dates_run_learns_reports_attention_and_predicts_text(tmp_path: Pa
     assert len(first["attention"]) == len(first["prediction_tokens"]) and len(first["attention"][0]) == len(first["source_tokens"])
     assert "Decoded test examples and attention" in (result.run_dir / "report.html").read_text()
     assert json.loads((result.run_dir / "vocab.json").read_text())["tokens"][:3] == ["<pad>", "<bos>", "<eos>"]
-    outputs = deepstrata.load(result.run_dir).predict_files(["3 March 1987", "Tue, Mar 3 87"])
+    outputs = api.load(result.run_dir).predict_files(["3 March 1987", "Tue, Mar 3 87"])
     assert [o["input"] for o in outputs] == ["3 March 1987", "Tue, Mar 3 87"]
     assert all(isinstance(o["output"], str) and o["output"] for o in outputs)
