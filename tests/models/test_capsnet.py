@@ -10,6 +10,7 @@ import torch
 
 from deepstrata.losses.margin import MarginLoss
 from deepstrata.models.capsnet import capsnet, dynamic_routing, squash
+from tests.conftest import requires_shared_data
 
 
 def test_squash_keeps_direction_and_bounds_length() -> None:
@@ -124,3 +125,17 @@ def test_digits_capsnet_short_run(tmp_path: Path) -> None:
     recipe = Path(__file__).resolve().parents[2] / "recipes" / "digits_capsnet.yaml"
     result = api.train(recipe, ["trainer.max_epochs=4", "trainer.num_threads=1", f"output_dir={tmp_path}"])
     assert result.metrics["test/accuracy"] >= 0.90, result.metrics
+
+
+@requires_shared_data("mnist")
+@pytest.mark.e2e
+def test_mnist_capsnet_recipe_learns(tmp_path: Path) -> None:
+    """12 steps on 1,500 images (measured 0.63 on the official test set): the MNIST recipe builds and learns.
+
+    The issue's full-length floor (>= 99.2% in <= 5 min of training) was not measured here.
+    """
+    import deepstrata.api as api
+
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "mnist_capsnet.yaml"
+    result = api.train(recipe, ["data.limit=1500", "trainer.max_steps=12", "scheduler.warmup_steps=2", "trainer.num_threads=1", f"output_dir={tmp_path}"])
+    assert result.metrics["test/accuracy"] >= 0.5, result.metrics
