@@ -63,7 +63,7 @@ def main() -> None:
             {"name": "bits per char / bigram", "value": ratio, "unit": "ratio", "note": "goal <= 0.70"},
             {"name": "test/next_token_accuracy", "value": m["test/next_token_accuracy"], "unit": "", "note": ""},
             {"name": "strata train wall time", "value": wall, "unit": "s", "note": f"fit {fit:.0f} s; 1-min load average {load:.1f} at start (shared 2-core machine)"},
-            {"name": "strata train CPU time", "value": cpu, "unit": "s", "note": "user + system over all threads; / 2 = wall time on 2 free cores"},
+            {"name": "strata train CPU time", "value": cpu, "unit": "s", "note": "user + system; the recipe uses one torch thread, so about the wall time on one free core"},
         ],
         table=table,
         description="4-layer, 128-wide character GPT on Python's standard-library sources (recipes/char_gpt.yaml); test = held-out files.",
