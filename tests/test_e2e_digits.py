@@ -114,3 +114,18 @@ def test_no_pickle_in_the_artifact_path(flagship: api.RunResult) -> None:
     with zipfile.ZipFile(last) as zf:
         pickled = zf.read(next(n for n in zf.namelist() if n.endswith("data.pkl")))
     assert b"c__builtin__" not in pickled and b"cos\n" not in pickled and b"deepstrata" not in pickled
+
+
+def test_evaluate_refuses_a_changed_split(flagship: api.RunResult, tmp_path: Path) -> None:
+    """If the data behind a run changed, evaluate says so instead of scoring other rows."""
+    import shutil
+
+    from deepstrata.errors import UserError
+
+    copy = tmp_path / "run"
+    shutil.copytree(flagship.run_dir, copy)
+    info = json.loads((copy / "run.json").read_text())
+    info["split"]["test_labels_sha256"] = "0" * 16
+    (copy / "run.json").write_text(json.dumps(info))
+    with pytest.raises(UserError, match="the test split rebuilt .* differs"):
+        api.evaluate(copy)

@@ -30,6 +30,7 @@ from deepstrata.run import artifact
 from deepstrata.run.atomic import atomic_write_text
 from deepstrata.run.run_dir import CONFIG, METRICS, PREDICTIONS, REPORT, RUN_INFO, new_run_dir
 from deepstrata.train.callbacks.base import Callback
+from deepstrata.predictor import Predictor
 from deepstrata.train.trainer import Trainer, resolve_device
 
 
@@ -157,6 +158,7 @@ def evaluate(run_dir: str | Path, *, split: str = "test") -> RunResult:
     recipe = load_recipe(run_dir / CONFIG)
     with torch_threads(recipe.trainer.num_threads), _deterministic(recipe.trainer.deterministic):
         exp = build_experiment(recipe)
+        _check_same_split(run_dir, exp.data.split)
         model, _ = artifact.load_model(run_dir)
         exp.task.model = model
         loader = exp.loader(split)
@@ -186,116 +188,6 @@ def create(kind: str, name: str, /, **kwargs: Any) -> Any:
     return _create(kind, name, **kwargs)
 
 
-class Predictor:
-    """A loaded model plus the input preprocessing it was trained with."""
-
-    def __init__(self, model: torch.nn.Module, spec: dict[str, Any]):
-        self.model = model.eval()
-        self.spec = spec
-        self.input_spec = spec.get("input_spec", {})
-        self.class_names = spec.get("class_names")
-        self.task = spec.get("task", "classification")
-
-    def preprocess(self, raw: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Raw inputs (as the dataset stores them, e.g. 0..16 grey levels) -> model inputs (N, *shape)."""
-        x = torch.as_tensor(np.asarray(raw), dtype=torch.float32)
-        shape = tuple(self.input_spec.get("shape", x.shape[1:]))
-        if tuple(x.shape) == shape or x.numel() == int(np.prod(shape)):
-            x = x.reshape(1, *shape)
-        elif x.numel() % int(np.prod(shape)) == 0:
-            x = x.reshape(-1, *shape)
-        else:
-            raise UserError(f"input of shape {tuple(x.shape)} does not fit the model's input shape {shape}")
-        x = x * float(self.input_spec.get("scale", 1.0))
-        # mean/std: numbers, or per-feature / per-channel lists (statistics fitted on the training split)
-        mean, std = (torch.as_tensor(self.input_spec.get(k, d), dtype=torch.float32) for k, d in (("mean", 0.0), ("std", 1.0)))
-        if mean.dim() == 1 and len(shape) > 1:
-            mean, std = mean.reshape(-1, *[1] * (len(shape) - 1)), std.reshape(-1, *[1] * (len(shape) - 1))
-        x = (x - mean) / std
-        norm = self.input_spec.get("normalize")  # a `normalize` transform from the recipe's data.augment
-        if norm:
-            view = (-1, *[1] * (len(shape) - 1))
-            x = (x - torch.tensor(norm["mean"]).reshape(view)) / torch.tensor(norm["std"]).reshape(view)
-        return x
-
-    @torch.no_grad()
-    def predict(self, raw: np.ndarray | torch.Tensor) -> list[dict[str, Any]]:
-        """One dict per input: {"label", "class_name", "probability"} or {"value"}."""
-        x = self.preprocess(raw)
-        out = self.model(x)
-        if self.task != "classification":
-            return [{"value": v.tolist()} for v in out]
-        probs = torch.softmax(out, dim=1)
-        conf, label = probs.max(dim=1)
-        names = self.class_names or [str(i) for i in range(probs.shape[1])]
-        return [{"label": int(i), "class_name": names[int(i)], "probability": float(p)} for i, p in zip(label, conf)]
-
-    @torch.no_grad()
-    def predict_text(self, texts: Sequence[str]) -> list[dict[str, Any]]:
-        """Seq2seq runs on characters: each text -> {"output": decoded text}, with the run's saved vocabulary."""
-        from deepstrata.tasks.seq2seq import greedy_decode
-
-        spec = self.input_spec
-        vocab = spec.get("vocab")
-        if self.task != "seq2seq" or not vocab or spec.get("tokens") != "characters":
-            raise UserError(f"text input needs a seq2seq run on characters; this run's task is '{self.task}'")
-        index = {c: i for i, c in enumerate(vocab)}
-        length, pad = int(spec["max_source_len"]), int(spec["pad_id"])
-        rows = []
-        for text in texts:
-            if not 0 < len(text) <= length:
-                raise UserError(f"input '{text}' has {len(text)} characters; this model reads 1 to {length}")
-            ids = [index.get(c, int(spec["unk_id"])) for c in text]
-            rows.append(ids + [pad] * (length - len(ids)))
-        tokens, _ = greedy_decode(
-            self.model, torch.tensor(rows), max_len=int(spec["max_target_len"]) - 1, bos_id=int(spec["bos_id"]), eos_id=int(spec["eos_id"]), pad_id=pad
-        )
-        specials = {pad, int(spec["bos_id"])}
-        outputs = []
-        for row in tokens.tolist():
-            chars = []
-            for t in row:
-                if t == int(spec["eos_id"]):
-                    break
-                if t not in specials:
-                    chars.append(vocab[t])
-            outputs.append({"output": "".join(chars)})
-        return outputs
-
-    def predict_files(self, paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-        """Predict from .npy arrays or image files (converted to grey, resized to the input size).
-
-        For a seq2seq run on characters each argument is the input text itself ("3 March 1987").
-        """
-        if self.task == "seq2seq":
-            texts = [str(p) for p in paths]
-            return [{"input": t, **r} for t, r in zip(texts, self.predict_text(texts))]
-        results = []
-        for path in paths:
-            raw = self.read_input(Path(path))
-            for r in self.predict(raw):
-                results.append({"input": str(path), **r})
-        return results
-
-    def read_input(self, path: Path) -> np.ndarray:
-        if not path.is_file():
-            raise UserError(f"input file '{path}' does not exist")
-        if path.suffix == ".npy":
-            try:
-                return np.load(path, allow_pickle=False)
-            except ValueError as err:
-                raise UserError(f"{path}: not a plain .npy array ({err})") from None
-        if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"):
-            from PIL import Image, UnidentifiedImageError
-
-            shape = self.input_spec.get("shape", [1, 28, 28])
-            try:
-                img = Image.open(path).convert("L" if shape[0] == 1 else "RGB").resize((shape[-1], shape[-2]))
-            except (UnidentifiedImageError, OSError) as err:
-                raise UserError(f"{path}: cannot read the image ({err})") from None
-            arr = np.asarray(img, dtype=np.float32) / 255.0 * float(self.input_spec.get("raw_max", 255.0))
-            return arr if arr.ndim == 2 else arr.transpose(2, 0, 1)
-        raise UserError(f"{path}: unsupported input type '{path.suffix}'; give .npy arrays or image files (.png, .jpg)")
 
 
 # ------------------------------------------------------------------ internals
@@ -402,6 +294,26 @@ def _write_run_info(run_dir: Path, exp: Experiment, device: torch.device, *, wal
         },
     }
     atomic_write_text(run_dir / RUN_INFO, json.dumps(info, indent=2) + "\n")
+
+
+def _check_same_split(run_dir: Path, rebuilt: dict[str, Any]) -> None:
+    """Refuse to evaluate on a split that is not the one the run was tested on.
+
+    The split is rebuilt from the seed; if the data files changed since training (a different
+    MNIST folder, an edited CSV), the same seed gives other rows and the metrics would silently
+    describe other data. run.json records hashes of the split's indices and labels.
+    """
+    info_path = run_dir / RUN_INFO
+    if not info_path.is_file():
+        return
+    recorded = json.loads(info_path.read_text(encoding="utf-8")).get("split", {})
+    for key in ("test_indices_sha256", "test_labels_sha256", "val_indices_sha256"):
+        if key in recorded and key in rebuilt and recorded[key] != rebuilt[key]:
+            raise UserError(
+                f"the {key.split('_')[0]} split rebuilt for '{run_dir}' differs from the one the run used "
+                f"({key}: {rebuilt[key]} != {recorded[key]}); the data changed since training. "
+                "Point data.root/data.path at the original files, or train again"
+            )
 
 
 def _check_run_dir(run_dir: str | Path) -> Path:
