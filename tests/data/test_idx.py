@@ -116,7 +116,7 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 
 
 def test_missing_folder_says_what_to_set(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="does not exist; set data.root"):
+    with pytest.raises(DataError, match="folder not found; set data.root"):
         DATASETS.get("mnist")(root=str(tmp_path / "nowhere"))
 
 

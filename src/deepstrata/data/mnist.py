@@ -10,17 +10,16 @@ set stays the test split, and images are scaled to [0, 1].
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from deepstrata.data.base import TensorData
+from deepstrata.data.source import resolve_source
 from deepstrata.data.idx import IMAGE_MAGIC, LABEL_MAGIC, read_idx
 from deepstrata.errors import DataError
 from deepstrata.registry import register_dataset
 
-DATA_ENV = "DEEPSTRATA_DATA"
 FILES = {
     "train_x": "train-images-idx3-ubyte",
     "train_y": "train-labels-idx1-ubyte",
@@ -31,19 +30,6 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
 KMNIST_CLASSES = ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
 
 
-def resolve_root(name: str, root: str | None) -> Path:
-    """`root` if given, else `$DEEPSTRATA_DATA/<name>`; a clear error when neither exists."""
-    if root:
-        path = Path(root).expanduser()
-    elif os.environ.get(DATA_ENV):
-        path = Path(os.environ[DATA_ENV]).expanduser() / name
-    else:
-        raise DataError(f"dataset '{name}' needs its files: set data.root=DIR or the environment variable {DATA_ENV}=DIR (holding {name}/)")
-    if not path.is_dir():
-        raise DataError(f"dataset '{name}': directory '{path}' does not exist; set data.root to the folder holding its IDX files")
-    return path
-
-
 def _find(root: Path, stem: str) -> Path:
     for candidate in (root / f"{stem}.gz", root / stem):
         if candidate.is_file():
@@ -52,7 +38,7 @@ def _find(root: Path, stem: str) -> Path:
 
 
 def load_idx_folder(name: str, root: str | None, class_names: list[str], *, limit: int | None = None) -> TensorData:
-    folder = resolve_root(name, root)
+    folder = resolve_source(name, root=root, what="its IDX files")
     paths = {key: _find(folder, stem) for key, stem in FILES.items()}
     arrays = {key: read_idx(path, expect_magic=IMAGE_MAGIC if key.endswith("x") else LABEL_MAGIC) for key, path in paths.items()}
     for part in ("train", "test"):
