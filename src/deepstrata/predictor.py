@@ -54,6 +54,10 @@ class Predictor:
     @torch.no_grad()
     def predict(self, raw: np.ndarray | torch.Tensor) -> list[dict[str, Any]]:
         """One dict per input: {"label", "class_name", "probability"} or {"value"}."""
+        if self.task == "generative":
+            raise UserError("this run is a generative model: it samples rather than predicts; use `strata sample RUN_DIR --n 16`")
+        if self.task == "seq2seq":
+            raise UserError("this run maps text to text: pass the texts themselves, e.g. `strata predict RUN_DIR \"3 March 1987\"`")
         x = self.preprocess(raw)
         out = self.model(x)
         if self.task != "classification":

@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def predict(
         run_dir: Path = typer.Argument(..., help="A finished run directory."),
-        inputs: list[Path] = typer.Argument(..., help=".npy arrays or image files to classify."),
+        inputs: list[str] = typer.Argument(..., help=".npy arrays or image files; for a seq2seq run, the input texts themselves."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object per line instead of a table."),
     ) -> None:
         """Predict with a finished run's model; inputs are raw, as the dataset stores them."""
