@@ -107,7 +107,7 @@ def test_report_has_every_section_with_embedded_figures(flagship: api.RunResult)
 def test_no_pickle_in_the_artifact_path(flagship: api.RunResult) -> None:
     """safetensors and JSON for the model; the checkpoint's torch.save zip holds no code objects."""
     last = flagship.run_dir / "checkpoints" / "last.pt"
-    from deepstrata.train.callbacks.checkpoint import load_checkpoint
+    from deepstrata.training.callbacks.checkpoint import load_checkpoint
 
     state = load_checkpoint(last)  # weights_only=True: refuses anything but tensors and containers
     assert set(state) >= {"model", "optimizer", "trainer"}

@@ -13,7 +13,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("train", "evaluate", "load", "create", "Predictor", "RunResult")
+_API = ("train", "evaluate", "load", "create", "finetune", "Predictor", "RunResult")
 
 
 def __getattr__(name: str) -> Any:

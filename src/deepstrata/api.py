@@ -29,9 +29,9 @@ from deepstrata.experiment import Experiment, build_component, build_experiment
 from deepstrata.run import artifact
 from deepstrata.run.atomic import atomic_write_text
 from deepstrata.run.run_dir import CONFIG, METRICS, PREDICTIONS, REPORT, RUN_INFO, new_run_dir
-from deepstrata.train.callbacks.base import Callback
+from deepstrata.training.callbacks.base import Callback
 from deepstrata.predictor import Predictor
-from deepstrata.train.trainer import Trainer, resolve_device
+from deepstrata.training.trainer import Trainer, resolve_device
 
 
 @dataclass
@@ -73,9 +73,9 @@ def train(
     >>> result = deepstrata.train("recipes/digits_cnn.yaml", ["trainer.max_epochs=2"])
     >>> result.metrics["test/accuracy"]
     """
-    from deepstrata.train.checkpoint import load_checkpoint
-    from deepstrata.train.precision import build_precision
-    from deepstrata.train.strategy import build_strategy, local_device
+    from deepstrata.training.checkpoint import load_checkpoint
+    from deepstrata.training.precision import build_precision
+    from deepstrata.training.strategy import build_strategy, local_device
 
     checkpoint = None
     if resume is not None:

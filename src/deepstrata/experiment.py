@@ -43,7 +43,7 @@ class Experiment:
         train = split == "train"
         # The order of an epoch is a function of (seed, epoch): exact mid-epoch resume, and under
         # torchrun each rank reads its share (data.batch_size is the global batch).
-        from deepstrata.train.sampler import ResumableSampler, data_parallel_world
+        from deepstrata.training.sampler import ResumableSampler, data_parallel_world
 
         rank, world = data_parallel_world()
         batch_size = spec.batch_size if train else spec.eval_batch_size

@@ -69,7 +69,7 @@ class _CountingDataset(torch.utils.data.Dataset):
 def test_test_split_is_untouched_until_the_final_test(tiny_recipe, monkeypatch) -> None:
     import deepstrata.api as api
     import deepstrata.experiment as experiment
-    from deepstrata.train.callbacks.base import Callback
+    from deepstrata.training.callbacks.base import Callback
 
     spies = []
 

@@ -81,7 +81,7 @@ def test_digits_gan_samples_move_towards_the_data(tmp_path) -> None:
     from deepstrata.api import load, train
     from deepstrata.data.base import build_data
     from deepstrata.metrics.energy_distance import energy_distance
-    from deepstrata.train.callbacks.metrics_logger import read_metrics
+    from deepstrata.training.callbacks.metrics_logger import read_metrics
 
     torch.manual_seed(0)
     untrained = GAN(data_shape=(1, 8, 8), latent_dim=32, width=32).eval()

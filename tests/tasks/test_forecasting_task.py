@@ -62,7 +62,7 @@ def test_forecasts_artifact_holds_per_step_errors_and_examples() -> None:
 @pytest.mark.e2e
 def test_short_co2_run_beats_persistence_and_reports_baselines(tmp_path: Path) -> None:
     """A few epochs of the GRU recipe on every 4th window: already better than persistence (measured MAE 1.68 against 2.68 ppm)."""
-    from deepstrata import api  # not deepstrata.train: once the deepstrata.train package is imported, that name is the package
+    from deepstrata import api
 
     result = api.train(
         "recipes/co2_gru.yaml",

@@ -12,7 +12,7 @@ from deepstrata.config import load_recipe
 from deepstrata.experiment import build_experiment
 from deepstrata.losses.cross_entropy import CrossEntropy
 from deepstrata.tasks.node_classification import GraphBatch, NodeClassificationTask
-from deepstrata.train.trainer import Trainer
+from deepstrata.training.trainer import Trainer
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 

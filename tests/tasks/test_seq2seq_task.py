@@ -56,7 +56,7 @@ def test_exact_match_and_token_accuracy() -> None:
 @pytest.mark.e2e
 def test_short_dates_run_learns_reports_attention_and_predicts_text(tmp_path: Path) -> None:
     """3,000 dates for 3 epochs: most characters right already (measured token accuracy 0.75)."""
-    from deepstrata import api  # not deepstrata.train: once the deepstrata.train package is imported, that name is the package
+    from deepstrata import api
 
     result = api.train(
         "recipes/dates_gru_attention.yaml",

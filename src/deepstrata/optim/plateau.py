@@ -17,7 +17,7 @@ import torch
 
 from deepstrata.errors import UserError
 from deepstrata.registry import register_scheduler
-from deepstrata.train.callbacks.base import Callback
+from deepstrata.training.callbacks.base import Callback
 
 
 class ReduceOnPlateau(Callback):

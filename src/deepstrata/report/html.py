@@ -44,7 +44,7 @@ class RunRecord:
 
     @classmethod
     def read(cls, run_dir: str | Path) -> RunRecord:
-        from deepstrata.train.callbacks.metrics_logger import read_metrics
+        from deepstrata.training.callbacks.metrics_logger import read_metrics
 
         run_dir = Path(run_dir)
         config = yaml.safe_load((run_dir / CONFIG).read_text()) if (run_dir / CONFIG).exists() else {}

@@ -16,7 +16,7 @@ from typing import Any
 from torch import nn
 
 from deepstrata.registry import register_callback
-from deepstrata.train.callbacks.base import Callback
+from deepstrata.training.callbacks.base import Callback
 
 
 class FrozenNormEval(Callback):

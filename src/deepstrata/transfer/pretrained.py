@@ -19,7 +19,7 @@ from torch import nn
 
 from deepstrata.errors import UserError
 from deepstrata.registry import register_callback
-from deepstrata.train.callbacks.base import Callback
+from deepstrata.training.callbacks.base import Callback
 from deepstrata.transfer.weights import copy_weights, read_state_dict
 
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from deepstrata.errors import UserError
 from deepstrata.registry import register_callback
-from deepstrata.train.callbacks.base import Callback
+from deepstrata.training.callbacks.base import Callback
 from deepstrata.transfer.pretrained import head_keys
 
 

@@ -23,8 +23,8 @@ def register(app: typer.Typer) -> None:
         from deepstrata.api import torch_threads
         from deepstrata.config import load_recipe
         from deepstrata.experiment import build_experiment
-        from deepstrata.train.lr_finder import lr_range_test, plot
-        from deepstrata.train.trainer import resolve_device
+        from deepstrata.training.lr_finder import lr_range_test, plot
+        from deepstrata.training.trainer import resolve_device
 
         spec = load_recipe(recipe, set_)
         with torch_threads(spec.trainer.num_threads):

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         from deepstrata.errors import UserError
         from deepstrata.report.sections.generative import save_samples_png
         from deepstrata.run.artifact import load_model
-        from deepstrata.train.callbacks.samples import class_labels
+        from deepstrata.training.callbacks.samples import class_labels
 
         run_dir = _check_run_dir(run_dir)
         if n < 1:
