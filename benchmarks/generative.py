@@ -37,7 +37,7 @@ BUDGET_S = 20.0 if SMOKE else float(os.environ.get("GENERATIVE_BUDGET_S", "600")
 
 
 def _budget_callback(budget_s: float) -> Any:
-    from deepstrata.train.callbacks.base import Callback
+    from deepstrata.training.callbacks.base import Callback
 
     class TimeBudget(Callback):
         """Stops training once `budget_s` seconds of fit time are spent (checked every batch)."""
@@ -72,7 +72,7 @@ def _bernoulli_baseline(train_x: Any, test_x: Any) -> float:
 
 
 def _epochs_done(result: Any) -> int:
-    from deepstrata.train.callbacks.metrics_logger import read_metrics
+    from deepstrata.training.callbacks.metrics_logger import read_metrics
 
     return sum(1 for r in read_metrics(result.run_dir / "metrics.jsonl") if r.get("scope") == "epoch")
 

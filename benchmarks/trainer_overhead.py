@@ -5,7 +5,7 @@ quietly make every experiment slower than the ten-line loop it replaces.
 Idea: train the same MLP (784-512-256-10, SGD, batch 128) on the same MNIST tensors (one epoch,
 469 steps; the first 60,000 images, or sklearn digits upscaled if MNIST is absent) three ways,
 interleaved and in rotating order within each repetition: (1) a hand-written PyTorch loop,
-(2) `deepstrata.train.Trainer` with the callbacks every run gets (metrics.jsonl every step, the
+(2) `deepstrata.training.Trainer` with the callbacks every run gets (metrics.jsonl every step, the
 non-finite guard, last.pt at the epoch end, progress lines), (3) PyTorch Lightning's Trainer with
 its defaults minus the logger (checkpointing, progress bar and model summary stay). Report the
 median over repetitions of each framework's wall time divided by the raw loop's in the same
@@ -83,7 +83,7 @@ def run_deepstrata(x, y, workdir: Path) -> float:
     from deepstrata.losses.cross_entropy import cross_entropy
     from deepstrata.registry import registry
     from deepstrata.tasks.classification import ClassificationTask
-    from deepstrata.train.trainer import Trainer
+    from deepstrata.training.trainer import Trainer
 
     model, loader = make_model(), make_loader(x, y)
     run_dir = Path(tempfile.mkdtemp(dir=workdir))

@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit  # noqa: E402
 
-from deepstrata.train.callbacks.base import Callback  # noqa: E402
+from deepstrata.training.callbacks.base import Callback  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PART = os.environ.get("VISION_BENCH_PART", "digits")
