@@ -25,8 +25,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(STRATA) train recipes/digits_cnn.yaml
 
+# The torchrun tests start their own processes; they run alone, after the parallel run.
 test: $(STAMP)
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -m "not distributed"
+	$(PY) -m pytest -q -p no:xdist -m distributed
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
