@@ -4,7 +4,7 @@ Problem: a run restarted from weights alone does not continue the same trajector
 optimizer's moments, the schedule's position, the loss scaler, callback state (best metric,
 EMA weights, patience), the random streams and the position inside the epoch all matter.
 Idea: capture all of them at an optimizer-step boundary, in plain tensors and containers that
-`torch.load(weights_only=True)` reads back; with the resumable sampler (`train/sampler.py`)
+`torch.load(weights_only=True)` reads back; with the resumable sampler (`training/sampler.py`)
 the resumed run sees the same remaining batches and random draws, and ends bit-identical to
 an uninterrupted run on CPU.
 """

@@ -35,7 +35,8 @@ def register(app: typer.Typer) -> None:
         if (recipe is None) == (resume is None):
             raise UserError("give a recipe file to start a run, or --resume RUN_DIR to continue one (not both)")
         result = api.train(recipe, set_, resume=resume)
-        _print_metrics(f"test metrics: {result.run_dir}", result.metrics)
+        _print_metrics("test metrics", result.metrics)
+        typer.echo(f"run: {result.run_dir}")
         typer.echo(f"report: {result.run_dir / 'report.html'}")
         if as_json:
             typer.echo(result.to_json())
@@ -50,7 +51,8 @@ def register(app: typer.Typer) -> None:
         from deepstrata import api
 
         result = api.evaluate(run_dir, split=split)
-        _print_metrics(f"{split} metrics: {run_dir}", result.metrics)
+        _print_metrics(f"{split} metrics", result.metrics)
+        typer.echo(f"run: {run_dir}")
         if as_json:
             typer.echo(result.to_json())
 
