@@ -11,39 +11,12 @@ all threads) and the load average when it started, and the first generated sampl
 from __future__ import annotations
 
 import json
-import os
-import resource
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-STRATA = str(Path(sys.executable).with_name("strata"))
-
-
-def run_recipe(recipe: str, *sets: str) -> tuple[dict, Path, float, float, float]:
-    """(test metrics, run dir, wall s, CPU s of the child, 1-min load average at start)."""
-    out = tempfile.mkdtemp(prefix="ds_bench_")
-    cmd = [STRATA, "train", recipe, "--json", "--set", f"output_dir={out}", "--set", "trainer.progress=off"]
-    for s in sets:
-        cmd += ["--set", s]
-    load = os.getloadavg()[0]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-3000:])
-        raise SystemExit(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result["metrics"], Path(result["run_dir"]), wall, cpu, load
+from _recipe_run import run_recipe  # noqa: E402
 
 
 def main() -> None:
