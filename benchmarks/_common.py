@@ -17,6 +17,13 @@ def machine() -> str:
     return f"{platform.machine()} {cores} cores, {dev}, torch {torch.__version__}, Python {sys.version.split()[0]}"
 
 
-def emit(benchmark: str, command: str, figures: list[dict[str, Any]], *, table: str = "", description: str = "") -> None:
-    """Print the one JSON line that run_all.py reads (must be the last line on stdout)."""
-    print(json.dumps({"benchmark": benchmark, "command": command, "description": description, "machine": machine(), "figures": figures, "table": table}))
+def emit(
+    benchmark: str, command: str, figures: list[dict[str, Any]], *, table: str = "", description: str = "", images: list[str] = ()
+) -> None:
+    """Print the one JSON line that run_all.py reads (must be the last line on stdout).
+
+    images: figures this run wrote, as paths relative to docs/ (e.g. "img/x.png"); RESULTS.md shows them.
+    """
+    record = {"benchmark": benchmark, "command": command, "description": description, "machine": machine(), "figures": figures, "table": table}
+    record["images"] = list(images)
+    print(json.dumps(record))

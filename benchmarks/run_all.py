@@ -72,6 +72,8 @@ def render() -> str:
             parts.append("")
         if r.get("table"):
             parts += [r["table"], ""]
+        for image in r.get("images", []):
+            parts += [f"![{Path(image).stem}]({image})", ""]
     return "\n".join(parts) + "\n"
 
 
