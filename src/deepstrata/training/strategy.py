@@ -112,9 +112,21 @@ class DDPStrategy(SingleProcess):
         dist.barrier()
 
     def teardown(self) -> None:
+        """Leave the process group in lock-step, after DDP has let go of it.
+
+        DDP's reducer holds a reference to the gloo process group; if the wrapper is freed after
+        `destroy_process_group`, the group's destructor runs then, joining worker threads while the
+        other rank may be gone, and the process hung at exit (seen in CI-like runs). So: wait for
+        every rank, drop the wrapper while the group is alive, then destroy the group.
+        """
+        import gc
+
         import torch.distributed as dist
 
         if dist.is_initialized():
+            dist.barrier()
+            self.module = None
+            gc.collect()
             dist.destroy_process_group()
 
 
