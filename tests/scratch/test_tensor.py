@@ -35,7 +35,7 @@ def arrays(draw, shp, low=-2.0, high=2.0):
     return np.random.default_rng(seed).uniform(low, high, size=shp)
 
 
-def check(fn_scratch, fn_torch, *inputs):
+def assert_matches_torch(fn_scratch, fn_torch, *inputs):
     """Compare the value and every input's gradient under a random upstream gradient."""
     s_in = [Tensor(x, requires_grad=True) for x in inputs]
     t_in = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in inputs]
@@ -56,7 +56,7 @@ def test_binary_ops_with_broadcasting(op, data):
     a = arrays(data.draw, sa)
     b = arrays(data.draw, sb, 0.5, 2.0) * (1 if op != "div" else np.sign(arrays(data.draw, sb)) + (arrays(data.draw, sb) == 0))
     fns = {"add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y, "div": lambda x, y: x / y}
-    check(fns[op], fns[op], a, b)
+    assert_matches_torch(fns[op], fns[op], a, b)
 
 
 @SETTINGS
@@ -64,9 +64,9 @@ def test_binary_ops_with_broadcasting(op, data):
 def test_pow_constant_and_tensor(data, p):
     shp = data.draw(shape())
     x = arrays(data.draw, shp, 0.3, 2.0)
-    check(lambda t: t**p, lambda t: t**p, x)
+    assert_matches_torch(lambda t: t**p, lambda t: t**p, x)
     sa, sb = data.draw(broadcast_pair())
-    check(lambda a, b: a**b, lambda a, b: a**b, arrays(data.draw, sa, 0.3, 2.0), arrays(data.draw, sb))
+    assert_matches_torch(lambda a, b: a**b, lambda a, b: a**b, arrays(data.draw, sa, 0.3, 2.0), arrays(data.draw, sb))
 
 
 @SETTINGS
@@ -77,7 +77,7 @@ def test_matmul_including_batched_broadcast(data):
     other_batch = batch[-1:] if batch else ()
     a = arrays(data.draw, (*batch, n, k))
     b = arrays(data.draw, (*other_batch, k, m))
-    check(lambda x, y: x @ y, lambda x, y: x @ y, a, b)
+    assert_matches_torch(lambda x, y: x @ y, lambda x, y: x @ y, a, b)
 
 
 @SETTINGS
@@ -88,19 +88,19 @@ def test_reductions(data):
     axis = data.draw(st.sampled_from([None, *range(len(shp))]))
     keep = data.draw(st.booleans())
     if axis is None:
-        check(lambda t: t.sum(), lambda t: t.sum(), x)
-        check(lambda t: t.mean(), lambda t: t.mean(), x)
-        check(lambda t: t.max(), lambda t: t.amax(), x)
+        assert_matches_torch(lambda t: t.sum(), lambda t: t.sum(), x)
+        assert_matches_torch(lambda t: t.mean(), lambda t: t.mean(), x)
+        assert_matches_torch(lambda t: t.max(), lambda t: t.amax(), x)
     else:
-        check(lambda t: t.sum(axis=axis, keepdims=keep), lambda t: t.sum(dim=axis, keepdim=keep), x)
-        check(lambda t: t.mean(axis=axis, keepdims=keep), lambda t: t.mean(dim=axis, keepdim=keep), x)
-        check(lambda t: t.max(axis=axis, keepdims=keep), lambda t: t.amax(dim=axis, keepdim=keep), x)
+        assert_matches_torch(lambda t: t.sum(axis=axis, keepdims=keep), lambda t: t.sum(dim=axis, keepdim=keep), x)
+        assert_matches_torch(lambda t: t.mean(axis=axis, keepdims=keep), lambda t: t.mean(dim=axis, keepdim=keep), x)
+        assert_matches_torch(lambda t: t.max(axis=axis, keepdims=keep), lambda t: t.amax(dim=axis, keepdim=keep), x)
 
 
 def test_max_splits_gradient_between_ties_like_torch():
     x = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])
-    check(lambda t: t.max(axis=1), lambda t: t.amax(dim=1), x)
-    check(lambda t: t.max(), lambda t: t.amax(), x)
+    assert_matches_torch(lambda t: t.max(axis=1), lambda t: t.amax(dim=1), x)
+    assert_matches_torch(lambda t: t.max(), lambda t: t.amax(), x)
 
 
 @SETTINGS
@@ -108,11 +108,11 @@ def test_max_splits_gradient_between_ties_like_torch():
 def test_reshape_and_transpose(data):
     shp = data.draw(shape(2, 3))
     x = arrays(data.draw, shp)
-    check(lambda t: t.reshape(-1), lambda t: t.reshape(-1), x)
-    check(lambda t: t.reshape(shp[0], -1), lambda t: t.reshape(shp[0], -1), x)
+    assert_matches_torch(lambda t: t.reshape(-1), lambda t: t.reshape(-1), x)
+    assert_matches_torch(lambda t: t.reshape(shp[0], -1), lambda t: t.reshape(shp[0], -1), x)
     perm = tuple(data.draw(st.permutations(range(len(shp)))))
-    check(lambda t: t.transpose(*perm), lambda t: t.permute(*perm), x)
-    check(lambda t: t.T, lambda t: t.permute(*reversed(range(len(shp)))), x)
+    assert_matches_torch(lambda t: t.transpose(*perm), lambda t: t.permute(*perm), x)
+    assert_matches_torch(lambda t: t.T, lambda t: t.permute(*reversed(range(len(shp)))), x)
 
 
 @pytest.mark.parametrize("name", ["exp", "log", "relu", "tanh", "sigmoid"])
@@ -121,7 +121,7 @@ def test_reshape_and_transpose(data):
 def test_elementwise_functions(name, data):
     shp = data.draw(shape())
     x = arrays(data.draw, shp, 0.1, 3.0) if name == "log" else arrays(data.draw, shp, -4.0, 4.0)
-    check(lambda t: getattr(t, name)(), lambda t: getattr(torch, name)(t), x)
+    assert_matches_torch(lambda t: getattr(t, name)(), lambda t: getattr(torch, name)(t), x)
 
 
 def test_sigmoid_is_finite_at_extreme_inputs():
@@ -161,7 +161,7 @@ def test_composite_graph_with_reuse(data):
         h = (a @ b).tanh()
         return (h * h + (a.sum(axis=1, keepdims=True) * h).exp()).mean(axis=0) - (a @ b).relu().sum(axis=0)
 
-    check(f, f, x, w)
+    assert_matches_torch(f, f, x, w)
 
 
 def test_errors_name_the_problem():
