@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from deepstrata.errors import UserError
-from deepstrata.models.bert import bert_classifier, bert_mlm
+from deepstrata.models.bert import bert_classifier, bert_mlm, load_encoder
 from deepstrata.run.artifact import save_model
 
 KW = {"vocab_size": 40, "dim": 32, "depth": 2, "num_heads": 2, "max_len": 20}
@@ -50,6 +50,24 @@ def test_init_from_copies_the_pretrained_encoder(tmp_path: Path) -> None:
         bert_classifier(num_classes=4, init_from=str(run), **{**KW, "dim": 64})
     with pytest.raises(UserError, match="no finished run"):
         bert_classifier(num_classes=4, init_from=str(tmp_path / "nothing"), **KW)
+
+
+def test_init_from_loads_every_encoder_tensor_and_refuses_partial_matches(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    pretrained = bert_mlm(**KW)
+    save_model(pretrained, tmp_path, {"architecture": "bert_mlm", "kwargs": KW})
+    clf = bert_classifier(num_classes=4, **KW)
+    run, copied = load_encoder(clf, str(tmp_path))
+    own = clf.encoder.state_dict()
+    assert run == tmp_path and copied == len(own) == len(pretrained.encoder.state_dict())
+    assert all(torch.equal(own[k], v) for k, v in pretrained.encoder.state_dict().items())
+    assert not torch.equal(clf.head.weight, torch.zeros_like(clf.head.weight))  # the head stays freshly initialised
+    # A run whose encoder has an extra block is refused instead of loading the common part.
+    deeper = tmp_path / "deeper"
+    deeper.mkdir()
+    save_model(bert_mlm(**{**KW, "depth": 3}), deeper, {"architecture": "bert_mlm", "kwargs": {**KW, "depth": 3}})
+    with pytest.raises(UserError, match="not in this model"):
+        load_encoder(bert_classifier(num_classes=4, **KW), str(deeper))
 
 
 def test_shape_errors() -> None:

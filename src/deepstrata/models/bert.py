@@ -107,21 +107,29 @@ def resolve_run(path: str) -> Path:
     return runs[-1]  # run directories are named by start time, so the last sorts newest
 
 
-def load_encoder(model: nn.Module, path: str) -> Path:
-    """Copy the `encoder.*` weights of a finished run (safetensors, no pickle) into `model.encoder`."""
+def load_encoder(model: nn.Module, path: str) -> tuple[Path, int]:
+    """Copy every `encoder.*` weight of a finished run (safetensors, no pickle) into `model.encoder`.
+
+    All or nothing: a tensor missing on either side or of another shape is an error, never a
+    silently skipped key. Returns (the run used, the number of tensors copied).
+    """
     from safetensors.torch import load_file
 
     run = resolve_run(path)
     weights = {k.removeprefix("encoder."): v for k, v in load_file(str(run / "model.safetensors")).items() if k.startswith("encoder.")}
     own = model.encoder.state_dict()
-    mismatched = [k for k in own if k not in weights or weights[k].shape != own[k].shape]
-    if mismatched:
+    problems = (
+        [f"'{k}' missing from the run" for k in own if k not in weights]
+        + [f"'{k}' not in this model" for k in weights if k not in own]
+        + [f"'{k}' is {tuple(weights[k].shape)} there, {tuple(own[k].shape)} here" for k in own if k in weights and weights[k].shape != own[k].shape]
+    )
+    if problems:
         raise UserError(
-            f"init_from '{run}': its encoder does not match this model's ({len(mismatched)} tensors differ, e.g. "
-            f"'{mismatched[0]}'); use the same vocab_size, dim, depth, num_heads, mlp_ratio and max_len as the pretraining run"
+            f"init_from '{run}': its encoder does not match this model's ({len(problems)} tensors differ, e.g. "
+            f"{problems[0]}); use the same vocab_size, dim, depth, num_heads, mlp_ratio and max_len as the pretraining run"
         )
-    model.encoder.load_state_dict(weights)
-    return run
+    model.encoder.load_state_dict(weights, strict=True)
+    return run, len(weights)
 
 
 _EXAMPLE = {"input_shape": [12], "dtype": "long", "vocab_size": 20}
