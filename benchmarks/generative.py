@@ -222,7 +222,7 @@ def main() -> None:
     done = ",".join(p for p in order if p in measured)
     emit(
         "generative",
-        f"GENERATIVE_PARTS=<part> flock /tmp/ds-heavy.lock .venv/bin/python benchmarks/run_all.py --only generative  (parts measured: {done})",
+        f"GENERATIVE_PARTS=<part> .venv/bin/python benchmarks/run_all.py --only generative  (parts measured: {done})",
         merged,
         description=f"Generative models on held-out data, fixed seed 0, {BUDGET_S:.0f} s training budget per recipe, one torch thread on a shared 2-core CPU. Parts measured so far: {done}; not yet: {','.join(p for p in order if p not in measured) or 'none'}.",
     )
