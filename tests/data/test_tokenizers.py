@@ -61,3 +61,13 @@ def test_bad_tokenizer_files_are_clear_errors(tmp_path: Path) -> None:
         tokenizer_from_dict({"kind": "wordpiece"})
     with pytest.raises(DataError, match="vocab_size"):
         BPETokenizer.fit(["abc"], vocab_size=100)
+
+
+def test_load_from_a_directory_of_runs_takes_the_newest(tmp_path: Path) -> None:
+    old = CharTokenizer.fit("abc")
+    new = CharTokenizer.fit("xyz")
+    for name, tok in (("20260101-000000", old), ("20260102-000000", new)):
+        (tmp_path / name).mkdir()
+        tok.save(tmp_path / name / "tokenizer.json")
+    assert load_tokenizer(tmp_path).to_dict() == new.to_dict()  # `runs/<recipe>` -> its newest run
+    assert load_tokenizer(tmp_path / "20260101-000000").to_dict() == old.to_dict()

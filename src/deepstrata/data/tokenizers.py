@@ -192,10 +192,12 @@ def tokenizer_from_dict(data: dict[str, Any]) -> Tokenizer:
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:
-    """Read a tokenizer JSON file (a run directory's tokenizer.json, or the directory itself)."""
+    """Read a tokenizer JSON file: the file, a run directory holding it, or a directory of runs
+    (`runs/<recipe>`: the newest run that holds one; run directories are named by start time)."""
     path = Path(path)
     if path.is_dir():
-        path = path / FILENAME
+        runs = sorted(path.glob(f"*/{FILENAME}"))  # by name = by start time, as models.bert.resolve_run
+        path = path / FILENAME if (path / FILENAME).is_file() or not runs else runs[-1]
     if not path.is_file():
         raise DataError(f"no tokenizer at '{path}'; language-model runs save it as {FILENAME} in the run directory")
     try:
