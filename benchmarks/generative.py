@@ -8,10 +8,13 @@ when the budget is spent) and score it on the official test set:
   vae       MNIST VAE negative ELBO (test binarised once, seed 0) vs independent per-pixel Bernoulli
   pixelcnn  MNIST PixelCNN NLL, same protocol
   moons     two-moons RealNVP test log-likelihood and DDPM/RealNVP energy distances vs a Gaussian
-  realnvp   digits RealNVP bits/dim (dequantised) vs an independent per-pixel categorical
+  digits    digits RealNVP bits/dim (dequantised) vs an independent per-pixel categorical; digits GAN
   conditional  cVAE, cGAN, conditional DDPM (DDIM 50 steps, guidance 2): share of samples of
-            class c that a separately trained classifier calls c, and Frechet distances on its
-            penultimate features vs the real-vs-real distance
+            class c that a separately trained classifier calls c
+Every image model also gets a Frechet distance on the penultimate features of a separately
+trained judge classifier (LeNet-5 for MNIST, the small CNN for digits), next to the
+real-vs-real distance for the same number of images (training images against the test set),
+since the estimate grows as the sample shrinks.
 Choose parts with GENERATIVE_PARTS=vae,moons (default) or =all; GENERATIVE_SMOKE=1 runs every
 part with tiny settings to check the code. One torch thread: on a shared, busy CPU two threads
 fight and run several times slower.
@@ -77,7 +80,81 @@ def _epochs_done(result: Any) -> int:
     return sum(1 for r in read_metrics(result.run_dir / "metrics.jsonl") if r.get("scope") == "epoch")
 
 
-def bench_mnist_likelihood(name: str, recipe: str, published: str, out: str) -> list[dict[str, Any]]:
+class Judges:
+    """Digit classifiers trained once per benchmark process (fixed seed): class fidelity and Frechet features.
+
+    `get(dataset)` returns (judge, test features, training images); the judge never sees samples
+    in training, and its test accuracy is reported with the figures.
+    """
+
+    def __init__(self, out: str):
+        self.out = out
+        self.cache: dict[str, tuple[Any, Any, Any]] = {}
+        self.figures: list[dict[str, Any]] = []
+        self.floors: set[tuple[str, int]] = set()  # (dataset, n) whose real-vs-real floor was reported
+
+    def get(self, dataset: str) -> tuple[Any, Any, Any]:
+        if dataset not in self.cache:
+            self.cache[dataset] = self._train(dataset)
+        return self.cache[dataset]
+
+    def _train(self, dataset: str) -> tuple[Any, Any, Any]:
+        import torch
+
+        from deepstrata.api import load, train
+        from deepstrata.data.base import build_data
+        from deepstrata.metrics.frechet import frechet_from_features
+
+        if dataset == "mnist":
+            model = {"name": "lenet5", "norm": "batch"}
+            data = {"name": "mnist", "batch_size": 128, "val_fraction": 0.05, **({"limit": 2000} if SMOKE else {})}
+            epochs = 1 if SMOKE else 3
+        else:
+            model = {"name": "small_cnn", "widths": [32, 64], "dropout": 0.25}
+            data = {"name": "digits", "batch_size": 32, "val_fraction": 0.1, "test_fraction": 0.2}
+            epochs = 2 if SMOKE else 30
+        run = train(
+            {"name": f"{dataset}_judge", "seed": 1, "output_dir": self.out, "data": data, "model": model,
+             "optimizer": {"name": "adamw", "lr": 0.003}, "scheduler": {"name": "cosine"},
+             "trainer": {"max_epochs": epochs, "progress": "off", "num_threads": 1}, "metrics": ["accuracy"]}
+        )  # fmt: skip
+        judge = load(run.run_dir).model.eval()
+        bundle = build_data(dataset, seed=0, val_fraction=0.1, test_fraction=0.2)
+        test = torch.stack([bundle.test[i][0] for i in range(len(bundle.test))])
+        train_x = torch.stack([bundle.train[i][0] for i in range(len(bundle.train))])
+        with torch.no_grad():
+            feats = torch.cat([judge.forward_features(b) for b in test.split(1000)])
+        half = len(test) // 2
+        self.figures += [
+            {"name": f"{dataset} judge classifier test accuracy", "value": run.metrics["test/accuracy"], "unit": "", "note": f"{model['name']}, trained separately (seed 1)"},
+            {"name": f"{dataset} Frechet distance real vs real (test halves, {half} vs {len(test) - half})", "value": frechet_from_features(feats[:half], feats[half:]), "unit": "", "note": "the floor at this sample size"},
+        ]  # fmt: skip
+        return judge, feats, train_x
+
+
+def frechet_figures(judges: Judges, dataset: str, label: str, samples: Any, note: str = "") -> list[dict[str, Any]]:
+    """Frechet distance of `samples` to the test set, and (once per sample size) of as many real training images: the floor."""
+    import torch
+
+    from deepstrata.metrics.frechet import frechet_from_features
+
+    judge, test_feats, train_x = judges.get(dataset)
+    n = len(samples)
+    real = train_x[torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))[:n]]
+    with torch.no_grad():
+        fake_f = torch.cat([judge.forward_features(b.clamp(0, 1)) for b in samples.split(500)])
+        real_f = torch.cat([judge.forward_features(b) for b in real.split(500)])
+    figures = [{"name": f"{label}: Frechet distance to test ({n} samples)", "value": frechet_from_features(test_feats, fake_f), "unit": "", "note": note or f"{dataset} judge's penultimate features"}]
+    if (dataset, n) not in judges.floors:
+        judges.floors.add((dataset, n))
+        figures.append({"name": f"{dataset} Frechet real-vs-real floor: {n} training images to test", "value": frechet_from_features(test_feats, real_f), "unit": "", "note": "the floor for that many samples"})
+    return figures
+
+
+def bench_mnist_likelihood(name: str, recipe: str, published: str, out: str, judges: Judges) -> list[dict[str, Any]]:
+    import torch
+
+    from deepstrata.api import load
     from deepstrata.data.binarized_mnist import binarized_mnist
 
     overrides = ["data.limit=2000"] + (["model.channels=8", "model.num_blocks=1"] if name == "pixelcnn" else []) if SMOKE else []
@@ -86,15 +163,22 @@ def bench_mnist_likelihood(name: str, recipe: str, published: str, out: str) -> 
     baseline = _bernoulli_baseline(data.x, data.test_x)
     nats = result.metrics["test/loss"]
     label = "negative ELBO" if name == "vae" else "NLL"
+    # PixelCNN samples pixel by pixel (784 passes of the network), so it gets fewer samples.
+    n = (20 if SMOKE else 200) if name == "pixelcnn" else (100 if SMOKE else 1000)
+    t0 = time.perf_counter()
+    samples = load(result.run_dir).model.eval().sample(n, generator=torch.Generator().manual_seed(0))
+    sample_s = time.perf_counter() - t0
     return [
         {"name": f"MNIST {name} test {label}", "value": nats, "unit": "nats",
          "note": f"floor <= {'95' if name == 'vae' else '100'}; fit {info['fit_time_s']:.0f} s, {_epochs_done(result)} epochs, 1 thread; {published}"},
         {"name": f"MNIST {name} test {label} (bits/dim)", "value": nats / (784 * math.log(2)), "unit": "bits/dim", "note": ""},
         {"name": "MNIST independent per-pixel Bernoulli (trivial baseline)", "value": baseline, "unit": "nats", "note": "pixel means fitted on train, same binarised test set"},
+        *frechet_figures(judges, "mnist", f"MNIST {name} samples", samples, note="binary samples against grey test images" if name == "pixelcnn" else ""),
+        {"name": f"MNIST {name}: time to draw {n} samples", "value": sample_s, "unit": "s", "note": "one thread"},
     ]  # fmt: skip
 
 
-def bench_moons(out: str) -> list[dict[str, Any]]:
+def bench_moons(out: str, judges: Judges) -> list[dict[str, Any]]:
     import torch
 
     from deepstrata.api import load
@@ -125,12 +209,14 @@ def bench_moons(out: str) -> list[dict[str, Any]]:
     return figures
 
 
-def bench_digits_realnvp(out: str) -> list[dict[str, Any]]:
+def bench_digits(out: str, judges: Judges) -> list[dict[str, Any]]:
     import torch
 
+    from deepstrata.api import load
     from deepstrata.data.base import build_data
 
-    result, info = _train("recipes/digits_realnvp.yaml", [], out)
+    smoke = ["trainer.max_epochs=2"] if SMOKE else []
+    result, info = _train("recipes/digits_realnvp.yaml", smoke, out)
     data = build_data("digits", seed=0, val_fraction=0.1, test_fraction=0.2)
     levels = 17
     train = torch.stack([data.train[i][0] for i in range(len(data.train))]).mul(16).round().long().flatten(1)
@@ -139,36 +225,28 @@ def bench_digits_realnvp(out: str) -> list[dict[str, Any]]:
     counts.scatter_add_(1, train.T, torch.ones_like(train.T, dtype=torch.float32))
     logp = (counts / counts.sum(1, keepdim=True)).log()
     nll = -logp.gather(1, test.T).sum(0).mean()
+    n = len(test)
+    gen = torch.Generator().manual_seed(0)
+    flow_samples = load(result.run_dir).model.eval().sample(n, generator=gen)
+    gan, gan_info = _train("recipes/digits_gan.yaml", smoke, out)
+    gan_samples = load(gan.run_dir).model.eval().sample(n, generator=gen)
     return [
         {"name": "digits RealNVP test bits/dim", "value": result.metrics["test/bits_per_dim"], "unit": "bits/dim", "note": f"dequantised 17 levels, upper bound; fit {info['fit_time_s']:.0f} s"},
         {"name": "digits independent per-pixel categorical (baseline)", "value": float(nll / (64 * math.log(2))), "unit": "bits/dim", "note": "17-level histogram per pixel fitted on train"},
         {"name": "digits uniform (baseline)", "value": math.log2(levels), "unit": "bits/dim", "note": ""},
+        *frechet_figures(judges, "digits", "digits RealNVP samples", flow_samples),
+        *frechet_figures(judges, "digits", "digits GAN samples", gan_samples, note=f"fit {gan_info['fit_time_s']:.0f} s"),
     ]  # fmt: skip
 
 
-def bench_conditional(out: str) -> list[dict[str, Any]]:
-    """Class fidelity and Frechet distance of conditional samples, judged by a separately trained classifier."""
+def bench_conditional(out: str, judges: Judges) -> list[dict[str, Any]]:
+    """Class fidelity and Frechet distance of conditional samples, judged by the separately trained classifier."""
     import torch
 
-    from deepstrata.api import load, train
-    from deepstrata.data.mnist import mnist
-    from deepstrata.metrics.frechet import frechet_from_features
+    from deepstrata.api import load
 
-    clf_run = train(
-        {"name": "mnist_judge", "seed": 1, "output_dir": out, "data": {"name": "mnist", "batch_size": 128, "val_fraction": 0.05, **({"limit": 2000} if SMOKE else {})},
-         "model": {"name": "small_cnn", "widths": [32, 64], "dropout": 0.25}, "optimizer": {"name": "adamw", "lr": 0.002},
-         "trainer": {"max_epochs": 1 if SMOKE else 3, "progress": "off", "num_threads": 1}, "metrics": ["accuracy"]}
-    )  # fmt: skip
-    judge = load(clf_run.run_dir).model.eval()
-    data = mnist()
-    real = data.test_x
-    with torch.no_grad():
-        feats_real = torch.cat([judge.forward_features(b) for b in real.split(1000)])
-    half = len(real) // 2
-    figures = [
-        {"name": "judge classifier test accuracy", "value": clf_run.metrics["test/accuracy"], "unit": "", "note": "small_cnn, trained separately (seed 1)"},
-        {"name": "Frechet distance real vs real (test halves)", "value": frechet_from_features(feats_real[:half], feats_real[half:]), "unit": "", "note": "the floor"},
-    ]
+    judge, _, _ = judges.get("mnist")
+    figures: list[dict[str, Any]] = []
     per_class = 10 if SMOKE else 100
     y = torch.arange(10).repeat_interleave(per_class)
     for label, recipe, kw in (
@@ -179,12 +257,14 @@ def bench_conditional(out: str) -> list[dict[str, Any]]:
         smoke = ["data.limit=1000"] + (["model.base_channels=8"] if "ddpm" in recipe else ["model.width=8"] if "cgan" in recipe else []) if SMOKE else []
         result, info = _train(recipe, smoke, out)
         model = load(result.run_dir).model.eval()
+        t0 = time.perf_counter()
         with torch.no_grad():
             x = torch.cat([model.sample(len(c), y=c, generator=torch.Generator().manual_seed(0), **kw) for c in y.split(250)])
             pred = torch.cat([judge(b).argmax(1) for b in x.split(500)])
-            feats = torch.cat([judge.forward_features(b) for b in x.split(500)])
-        figures.append({"name": f"{label}: samples classified as the requested class", "value": float((pred == y).float().mean()), "unit": "", "note": f"{len(y)} samples; fit {info['fit_time_s']:.0f} s"})
-        figures.append({"name": f"{label}: Frechet distance to test", "value": frechet_from_features(feats_real, feats), "unit": "", "note": "judge's penultimate features"})
+        sample_s = time.perf_counter() - t0
+        figures.append({"name": f"{label}: samples classified as the requested class", "value": float((pred == y).float().mean()), "unit": "",
+                        "note": f"{len(y)} samples ({sample_s:.0f} s to draw); fit {info['fit_time_s']:.0f} s, {_epochs_done(result)} epochs"})  # fmt: skip
+        figures += frechet_figures(judges, "mnist", label, x)
     return figures
 
 
@@ -202,9 +282,12 @@ def main() -> None:
         raise SystemExit(f"unknown part(s) {sorted(unknown)}; choose from {', '.join(ALL_PARTS)} or all")
     figures: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as out:
+        judges = Judges(out)
         for part in chosen:
             t0 = time.perf_counter()
-            figures += [{**f, "part": part} for f in ALL_PARTS[part](out)]
+            judges.figures = []
+            part_figures = ALL_PARTS[part](out, judges)
+            figures += [{**f, "part": part} for f in judges.figures + part_figures]  # a judge's figures go with the first part that needed it
             print(f"part {part}: {time.perf_counter() - t0:.0f} s", flush=True)
     for f in figures:
         print(f"{f['name']}: {f['value']:.4f} {f['unit']}", flush=True)
@@ -215,7 +298,8 @@ def main() -> None:
     measured = set(chosen)
     if stored.is_file() and not SMOKE:
         old = json.loads(stored.read_text())
-        kept = [f for f in old.get("figures", []) if f.get("part", "vae" if "vae" in f["name"] or "Bernoulli" in f["name"] else "moons") not in measured]
+        new_names = {f["name"] for f in figures}  # a judge measured again replaces its stored figures
+        kept = [f for f in old.get("figures", []) if f.get("part", "vae" if "vae" in f["name"] or "Bernoulli" in f["name"] else "moons") not in measured and f["name"] not in new_names]
         measured |= {f.get("part", "") for f in kept} - {""}
     order = list(ALL_PARTS)
     merged = sorted(kept + figures, key=lambda f: order.index(f.get("part", "vae")) if f.get("part", "vae") in order else 99)
@@ -229,10 +313,10 @@ def main() -> None:
 
 
 ALL_PARTS = {
-    "vae": lambda out: bench_mnist_likelihood("vae", "recipes/mnist_vae.yaml", PUBLISHED_VAE, out),
-    "pixelcnn": lambda out: bench_mnist_likelihood("pixelcnn", "recipes/mnist_pixelcnn.yaml", PUBLISHED_PIXELCNN, out),
+    "vae": lambda out, judges: bench_mnist_likelihood("vae", "recipes/mnist_vae.yaml", PUBLISHED_VAE, out, judges),
+    "pixelcnn": lambda out, judges: bench_mnist_likelihood("pixelcnn", "recipes/mnist_pixelcnn.yaml", PUBLISHED_PIXELCNN, out, judges),
     "moons": bench_moons,
-    "realnvp": bench_digits_realnvp,
+    "digits": bench_digits,
     "conditional": bench_conditional,
 }
 
