@@ -77,3 +77,40 @@ def test_bad_arguments_are_clear() -> None:
         pt.python_functions(packages=["numpy"], **SMALL)
     with pytest.raises(Exception, match="heldout_fraction"):
         pt.python_text(heldout_fraction=0.0, **SMALL)
+
+
+def test_bpe_fitting_is_the_same_in_every_process() -> None:
+    # python_functions refits the tokenizer from the corpus settings unless tokenizer_run is given;
+    # that only matches the pretraining run's ids if fitting is deterministic across processes
+    # (hash seeds differ per process; the Rust trainer has its own hash maps).
+    import hashlib
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib, json; from deepstrata.data import python_text as pt; "
+        f"t = pt.build_tokenizer('bpe', heldout_fraction=0.1, bpe_vocab_size=400, **{SMALL!r}); "
+        "print(hashlib.sha1(json.dumps(t.to_dict(), sort_keys=True).encode()).hexdigest())"
+    )
+    here = pt.build_tokenizer("bpe", heldout_fraction=0.1, bpe_vocab_size=400, **SMALL)
+    expected = hashlib.sha1(json.dumps(here.to_dict(), sort_keys=True).encode()).hexdigest()
+    env = {**__import__("os").environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == expected
+
+
+def test_functions_reuse_a_pretraining_runs_tokenizer(tmp_path) -> None:
+    from deepstrata.data.tokenizers import BPETokenizer
+
+    other = BPETokenizer.fit(["def f(x):\n    return x\n" * 50], vocab_size=300)  # not what the corpus would fit
+    run = tmp_path / "text_bert_pretrain" / "20260101-000000"
+    run.mkdir(parents=True)
+    other.save(run / "tokenizer.json")
+    data = pt.python_functions(max_len=32, tokenizer_run=str(run.parent), **SMALL)
+    assert __import__("json").loads(data.artifacts["tokenizer.json"]) == other.to_dict()
+    assert data.input_spec["vocab_size"] == other.vocab_size and int(data.x.max()) < other.vocab_size
+    first = next(src for rel, _, src in pt.package_functions(pt.PACKAGES) if not pt.is_heldout(rel, 0.1))
+    assert torch.equal(data.x[0], pt.encode_padded(other, [first], 32)[0])
+    with pytest.raises(Exception, match="holds a 'bpe' tokenizer"):
+        pt.python_functions(tokenizer="char", tokenizer_run=str(run), **SMALL)

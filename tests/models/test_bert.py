@@ -26,6 +26,16 @@ def test_mlm_logits_and_bidirectional_context() -> None:
         assert (model(y)[:, 0] - out[:, 0]).abs().max() > 1e-4
 
 
+def test_mlm_select_computes_only_the_selected_logits() -> None:
+    model = bert_mlm(**KW).eval()
+    x = torch.randint(6, 40, (3, 12), generator=torch.Generator().manual_seed(2))
+    select = torch.rand(3, 12, generator=torch.Generator().manual_seed(3)) < 0.3
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, select=select), model(x)[select])
+    with pytest.raises(ValueError, match="select must be shaped like tokens"):
+        model(x, select=select[:, :5])
+
+
 def test_classifier_ignores_padding() -> None:
     torch.manual_seed(0)
     model = bert_classifier(num_classes=3, **KW).eval()

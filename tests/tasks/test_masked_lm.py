@@ -51,6 +51,33 @@ def test_unigram_model_scores_the_unigram_baseline_and_eval_masks_repeat() -> No
     assert task.compute_metrics("test") == first  # the same masks every evaluation
 
 
+def test_masked_positions_only_path_gives_the_same_loss_and_gradients() -> None:
+    from deepstrata.models.bert import bert_mlm
+
+    class FullLogits(nn.Module):  # the same model without `select`: the task takes the (N, T, V) path
+        def __init__(self, inner: nn.Module):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x)
+
+    d = data()
+    torch.manual_seed(0)
+    model = bert_mlm(vocab_size=V, dim=16, depth=1, num_heads=2, max_len=32).eval()
+    x = d.train.dataset.tensors[0][:8]
+    outs = []
+    for m in (model, FullLogits(model)):
+        task = MaskedLMTask(m, CrossEntropy(), {}, data=d)
+        model.zero_grad()
+        out = task.training_step((x, None))
+        out.loss.backward()
+        outs.append((out.loss.detach(), model.encoder.tok_embed.weight.grad.clone()))
+    assert MaskedLMTask(model, CrossEntropy(), {}, data=d)._selects and not MaskedLMTask(FullLogits(model), CrossEntropy(), {}, data=d)._selects
+    torch.testing.assert_close(outs[0][0], outs[1][0])
+    torch.testing.assert_close(outs[0][1], outs[1][1])
+
+
 @pytest.mark.e2e
 def test_pretrain_then_finetune_short(tmp_path: Path) -> None:
     import math
@@ -67,9 +94,11 @@ def test_pretrain_then_finetune_short(tmp_path: Path) -> None:
     # beating the unigram baseline needs the full recipe (benchmarks/text_bert.py).
     assert m["test/loss"] < math.log(300) - 0.7
     assert 0.0 < m["test/unigram_accuracy"] < 0.2 and 0.0 <= m["test/masked_accuracy"] <= 1.0
+    runs = tmp_path / "text_bert_pretrain"
     fine = train(
         REPO / "recipes" / "text_bert_finetune.yaml",
-        [*small, f"model.init_from={tmp_path / 'text_bert_pretrain'}", "data.max_len=32", "trainer.max_epochs=2", "data.label_fraction=0.3"],
+        [*small, f"model.init_from={runs}", f"data.tokenizer_run={runs}", "data.max_len=32", "trainer.max_epochs=2", "data.label_fraction=0.3"],
     )
-    assert (fine.run_dir / "tokenizer.json").is_file()
+    # The fine-tuning run encodes with exactly the pretraining run's tokenizer (same merges, same ids).
+    assert (fine.run_dir / "tokenizer.json").read_bytes() == (pre.run_dir / "tokenizer.json").read_bytes()
     assert fine.metrics["test/accuracy"] > FINETUNE_FLOOR

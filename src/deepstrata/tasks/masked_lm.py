@@ -10,6 +10,7 @@ the most frequent training token (Devlin et al. 2019).
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -36,6 +37,7 @@ class MaskedLMTask(Task):
         spec = getattr(data, "input_spec", {}) or {}
         self.vocab_size = int(spec.get("vocab_size") or getattr(model, "encoder", model).vocab_size)
         self.mask_prob = mask_prob
+        self._selects = "select" in inspect.signature(model.forward).parameters
         self._train_gen = torch.Generator().manual_seed(seed)
         self._eval_gens = {s: torch.Generator().manual_seed(EVAL_SEED) for s in SPLITS}
         self._gen = self._train_gen
@@ -52,13 +54,19 @@ class MaskedLMTask(Task):
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
         inputs, labels = mlm_mask(x.cpu(), vocab_size=self.vocab_size, generator=self._gen, mask_prob=self.mask_prob)
         inputs, labels = inputs.to(x.device), labels.to(x.device)
-        logits = self.model(inputs)  # (N, T, V)
-        if logits.dim() != 3 or logits.shape[:2] != x.shape:
-            raise UserError(f"masked_lm needs a model returning (N, T, V) logits for (N, T) tokens, got {tuple(logits.shape)}; use 'bert_mlm'")
         selected = labels != IGNORE
+        if self._selects:  # the model computes logits at the masked positions only
+            picked = self.model(inputs, select=selected)  # (M, V)
+            if picked.dim() != 2 or picked.shape[0] != int(selected.sum()):
+                raise UserError(f"masked_lm: model(tokens, select=mask) must return (M, V) logits, got {tuple(picked.shape)}")
+        else:
+            logits = self.model(inputs)  # (N, T, V)
+            if logits.dim() != 3 or logits.shape[:2] != x.shape:
+                raise UserError(f"masked_lm needs a model returning (N, T, V) logits for (N, T) tokens, got {tuple(logits.shape)}; use 'bert_mlm'")
+            picked = logits[selected]  # (M, V)
         if not selected.any():  # a batch too small to draw a mask: nothing to learn from
-            return StepOutput(loss=logits.sum() * 0.0, batch_size=x.shape[0])
-        picked, target = logits[selected], labels[selected]  # (M, V), (M,)
+            return StepOutput(loss=picked.sum() * 0.0, batch_size=x.shape[0])
+        target = labels[selected]  # (M,)
         loss = self.loss_fn(picked, target)
         with torch.no_grad():
             self._last = {"masked": float(target.numel()), "correct": float((picked.argmax(-1) == target).sum())}
