@@ -18,12 +18,22 @@ def machine() -> str:
 
 
 def emit(
-    benchmark: str, command: str, figures: list[dict[str, Any]], *, table: str = "", description: str = "", images: list[str] = ()
+    benchmark: str,
+    command: str,
+    figures: list[dict[str, Any]],
+    *,
+    table: str = "",
+    description: str = "",
+    images: list[str] = (),
+    data: dict[str, Any] | None = None,
 ) -> None:
     """Print the one JSON line that run_all.py reads (must be the last line on stdout).
 
     images: figures this run wrote, as paths relative to docs/ (e.g. "img/x.png"); RESULTS.md shows them.
+    data: raw measurements kept in the stored result (not rendered), e.g. for a later partial re-run.
     """
     record = {"benchmark": benchmark, "command": command, "description": description, "machine": machine(), "figures": figures, "table": table}
     record["images"] = list(images)
+    if data:
+        record["data"] = data
     print(json.dumps(record))

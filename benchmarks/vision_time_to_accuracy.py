@@ -11,6 +11,7 @@ MLPClassifier fitted on the same training split and timed in the same run.
     .venv/bin/python benchmarks/vision_time_to_accuracy.py          # digits (about 2 minutes)
     .venv/bin/python benchmarks/vision_time_to_accuracy_mnist.py    # MNIST (about 30 minutes)
     VISION_BENCH_THREADS=2 ...   # torch/BLAS threads (default 1: stable on a shared machine)
+    VISION_BENCH_MODELS=ResNet,CapsNet ...   # re-run only these; the other rows are kept from the stored result
 
 The two parts are separate benchmarks (separate result files) because their costs differ by
 an order of magnitude; both use the code here.
@@ -35,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 # MNIST is read from $DEEPSTRATA_DATA/mnist; like the tests, default to the repository's ../shared/data.
 os.environ.setdefault("DEEPSTRATA_DATA", str(REPO.parent / "shared" / "data"))
 THREADS = int(os.environ.get("VISION_BENCH_THREADS", "1"))
+ONLY = [m for m in os.environ.get("VISION_BENCH_MODELS", "").split(",") if m]
 
 # (dataset, backbone, recipe, accuracy floor from issue 6)
 BACKBONES = {
@@ -155,11 +157,28 @@ def main(part: str = "digits") -> None:
     import torch
 
     torch.set_num_threads(THREADS)
+    import json
+
+    name = "vision_time_to_accuracy" + ("" if part == "digits" else f"_{part}")
+    known = [spec[1] for spec in BACKBONES[part]]
+    if set(ONLY) - set(known):
+        raise SystemExit(f"VISION_BENCH_MODELS: unknown {sorted(set(ONLY) - set(known))}; choose from {', '.join(known)}")
+    stored_rows: dict[str, dict[str, Any]] = {}
+    if ONLY:
+        stored = REPO / "benchmarks" / "results" / f"{name}.json"
+        if not stored.is_file():
+            raise SystemExit(f"VISION_BENCH_MODELS needs a stored full run in {stored}; run without it first")
+        stored_rows = {r["model"]: r for r in json.loads(stored.read_text()).get("data", {}).get("rows", [])}
+        if set(known) - set(ONLY) - set(stored_rows):
+            raise SystemExit(f"{stored} lacks rows for {sorted(set(known) - set(ONLY) - set(stored_rows))}; run without VISION_BENCH_MODELS")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as out:
-        rows += run_sklearn(part)
+        if ONLY:
+            rows += [r for r in stored_rows.values() if r["floor"] is None]  # scikit-learn baselines
+        else:
+            rows += run_sklearn(part)
         for spec in BACKBONES[part]:
-            rows.append(run_backbone(*spec, out=out))
+            rows.append(run_backbone(*spec, out=out) if not ONLY or spec[1] in ONLY else stored_rows[spec[1]])
     load = os.getloadavg()[0]
     figures, lines = [], ["| data | model | test accuracy | floor | training time to floor (s) | total training time (s) | epochs |", "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -169,8 +188,8 @@ def main(part: str = "digits") -> None:
         note = "fit time" if r["floor"] is None else f"floor {r['floor']:.3f}; time to floor {reached} s; {r['epochs']} epochs"
         figures.append({"name": f"{r['dataset']} {r['model']} test/accuracy", "value": r["accuracy"], "unit": "", "note": note})
         figures.append({"name": f"{r['dataset']} {r['model']} training time", "value": round(r["train_s"], 2), "unit": "s", "note": "scorings of the test split excluded"})
-    env = f"VISION_BENCH_THREADS={THREADS} " if THREADS != 1 else ""
-    name = "vision_time_to_accuracy" + ("" if part == "digits" else f"_{part}")
+    env = (f"VISION_BENCH_THREADS={THREADS} " if THREADS != 1 else "") + (f"VISION_BENCH_MODELS={','.join(ONLY)} " if ONLY else "")
+    rerun = f" Re-measured in this run: {', '.join(ONLY)}; the other rows are from the previous full run." if ONLY else ""
     emit(
         name,
         f"{env}.venv/bin/python benchmarks/run_all.py --only {name}",
@@ -180,7 +199,9 @@ def main(part: str = "digits") -> None:
             f"Backbones of issue 6 trained by their recipes (seed 0) next to scikit-learn baselines on the same split, "
             f"{THREADS} torch/BLAS thread(s); 1-minute load average at the end {load:.1f} (the machine is shared). "
             "Time to floor = training time (validation and test scoring excluded) until the test accuracy after an epoch first reaches the floor."
+            + rerun
         ),
+        data={"rows": rows},
     )
 
 
