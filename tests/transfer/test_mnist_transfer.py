@@ -27,12 +27,13 @@ def test_mnist_classes_selects_and_relabels() -> None:
 @requires_shared_data("mnist")
 @pytest.mark.e2e
 def test_mnist04_source_then_fine_tuning_on_5_to_9(tmp_path: Path) -> None:
-    """Short settings (1,500 source images, 5 target epochs; measured 0.54 and 0.39): the chain runs
-    and learns. Full-length numbers and the comparison with training from scratch: docs/transfer.md."""
+    """Short settings (1,500 source images for one epoch, then 5 target epochs = 50 steps; measured
+    0.935 on 0-4 and 0.621 on 5-9, chance 0.20): the chain runs and learns. Full-length numbers and
+    the comparison with training from scratch: benchmarks/transfer_mnist.py, docs/transfer.md."""
     import deepstrata.api as api
 
     fast = [f"output_dir={tmp_path}", "trainer.num_threads=1"]
     source = api.train(REPO / "recipes/mnist04_cnn.yaml", [*fast, "data.per_class=300", "data.batch_size=32", "scheduler.warmup_steps=5"])
-    assert source.metrics["test/accuracy"] >= 0.45
+    assert source.metrics["test/accuracy"] >= 0.85
     target = api.finetune(source.run_dir, REPO / "recipes/mnist59_finetune.yaml", [*fast, "trainer.max_epochs=5"], strategy="fine_tuning")
-    assert target.metrics["test/accuracy"] >= 0.30  # chance is 0.20
+    assert target.metrics["test/accuracy"] >= 0.50  # chance is 0.20
