@@ -30,18 +30,19 @@ def squash(s: torch.Tensor, dim: int = -1, eps: float = 1e-8) -> torch.Tensor:
 def dynamic_routing(u_hat: torch.Tensor, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Routing by agreement (Procedure 1).
 
-    u_hat: (N, P, K, D) predictions of the K parent capsules by the P child capsules.
+    u_hat: (N, P, K, D) predictions of the K parent capsules by the P child capsules (any
+    strides: the class-capsule layer passes a transposed view, so nothing is copied).
     Returns the parent capsules v (N, K, D) and the coupling coefficients c (N, P, K), which
-    sum to 1 over the parents of each child.
+    sum to 1 over the parents of each child. The sums are elementwise products reduced over
+    one axis: on CPU they beat the N*K tiny matrix products a matmul formulation needs.
     """
-    pred = u_hat.permute(0, 2, 1, 3)  # (N, K, P, D): the sums below become batched matmuls
-    b = torch.zeros(pred.shape[:3], dtype=u_hat.dtype, device=u_hat.device)  # (N, K, P) log priors
+    b = u_hat.new_zeros(u_hat.shape[:3])  # (N, P, K) log priors
     for i in range(iterations):
-        c = torch.softmax(b, dim=1)  # each child splits its output among the K parents
-        v = squash((c.unsqueeze(2) @ pred).squeeze(2))  # s_j = sum_i c_ij u_hat_j|i -> (N, K, D)
+        c = torch.softmax(b, dim=2)  # each child splits its output among the K parents
+        v = squash((c.unsqueeze(-1) * u_hat).sum(1))  # s_j = sum_i c_ij u_hat_j|i -> (N, K, D)
         if i < iterations - 1:
-            b = b + (pred @ v.unsqueeze(-1)).squeeze(-1)  # agreement u_hat_j|i . v_j -> (N, K, P)
-    return v, c.transpose(1, 2)
+            b = b + (u_hat * v.unsqueeze(1)).sum(-1)  # agreement u_hat_j|i . v_j -> (N, P, K)
+    return v, c
 
 
 class ClassCapsules(nn.Module):
@@ -62,9 +63,10 @@ class ClassCapsules(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         check_input("CapsNet.head", features, (None, self.in_features))
         u = features.view(-1, self.num_primary, self.primary_dim)  # (N, P, D_in)
-        # u_hat_j|i = W_ij u_i for every child i and parent j, one matmul per child: (P, K*D_out, N)
-        u_hat = self.weight.flatten(1, 2) @ u.permute(1, 2, 0)
-        u_hat = u_hat.view(self.num_primary, self.num_classes, self.class_dim, -1).permute(3, 0, 1, 2)  # (N, P, K, D_out)
+        # u_hat_j|i = W_ij u_i for every child i and parent j: one batched matmul over the P children,
+        # (P, N, D_in) @ (P, D_in, K*D_out) -> (P, N, K*D_out), then viewed as (N, P, K, D_out) without a copy.
+        u_hat = torch.bmm(u.transpose(0, 1), self.weight.flatten(1, 2).transpose(1, 2))
+        u_hat = u_hat.view(self.num_primary, -1, self.num_classes, self.class_dim).transpose(0, 1)
         v, _ = dynamic_routing(u_hat, self.iterations)
         return v
 
