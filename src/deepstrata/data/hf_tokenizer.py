@@ -31,7 +31,12 @@ class PretrainedTokenizer(Tokenizer):
     kind = "pretrained"
 
     def __init__(self, tokenizer: Any, *, specials: dict[str, str], source: str = ""):
-        self._tok = tokenizer
+        from tokenizers import Tokenizer as HFTokenizer
+
+        self._tok = tokenizer  # as read: to_dict() saves the file's own settings
+        self._plain = HFTokenizer.from_str(tokenizer.to_str())  # a copy without the file's padding/truncation
+        self._plain.no_padding()
+        self._plain.no_truncation()
         self.source = source
         self.specials = dict(specials)
         ids = {}
@@ -70,10 +75,10 @@ class PretrainedTokenizer(Tokenizer):
 
     def encode(self, text: str) -> list[int]:
         """Token ids of `text` without [CLS]/[SEP] and without truncation."""
-        return list(self._tok.encode(text, add_special_tokens=False).ids)
+        return list(self._plain.encode(text, add_special_tokens=False).ids)
 
     def decode(self, ids: Any) -> str:
-        return self._tok.decode(_ints(ids), skip_special_tokens=True)
+        return self._plain.decode(_ints(ids), skip_special_tokens=True)
 
     def encode_padded(self, texts: list[str], max_len: int) -> torch.Tensor:
         """`[CLS] text [SEP]`, truncated to max_len tokens and padded with [PAD]: (N, max_len) int64."""
@@ -81,7 +86,7 @@ class PretrainedTokenizer(Tokenizer):
 
         if max_len < 3:
             raise DataError(f"tokenizer '{self.source}': max_len must leave room for [CLS], one token and [SEP] (>= 3), got {max_len}")
-        tok = HFTokenizer.from_str(self._tok.to_str())  # a copy: the file's own padding/truncation settings stay untouched
+        tok = HFTokenizer.from_str(self._plain.to_str())
         tok.enable_truncation(max_length=max_len)
         tok.enable_padding(length=max_len, pad_id=self.pad_id, pad_token=self.specials["pad_token"], direction="right")
         ids = [e.ids for e in tok.encode_batch(list(texts), add_special_tokens=True)]
