@@ -110,7 +110,7 @@ def run_backbone(dataset: str, name: str, recipe: str, floor: float, out: str) -
     )
     return {
         "dataset": dataset, "model": name, "floor": floor, "accuracy": result.metrics["test/accuracy"],
-        "train_s": cb.train_s, "reached_s": cb.reached_s, "epochs": len(cb.curve), "curve": cb.curve,
+        "train_s": cb.train_s, "reached_s": cb.reached_s, "epochs": len(cb.curve), "curve": cb.curve, "threads": THREADS,
     }  # fmt: skip
 
 
@@ -149,7 +149,7 @@ def run_sklearn(dataset: str) -> list[dict[str, Any]]:
             fit_s = time.perf_counter() - t0
         acc = float((est.predict(x_test) == y_test).mean())
         print(f"{dataset} {name}: test accuracy {acc:.4f}, fit {fit_s:.1f} s", flush=True)
-        rows.append({"dataset": dataset, "model": f"{name} (scikit-learn)", "floor": None, "accuracy": acc, "train_s": fit_s, "reached_s": None, "epochs": None})
+        rows.append({"dataset": dataset, "model": f"{name} (scikit-learn)", "floor": None, "accuracy": acc, "train_s": fit_s, "reached_s": None, "epochs": None, "threads": THREADS})
     return rows
 
 
@@ -180,12 +180,13 @@ def main(part: str = "digits") -> None:
         for spec in BACKBONES[part]:
             rows.append(run_backbone(*spec, out=out) if not ONLY or spec[1] in ONLY else stored_rows[spec[1]])
     load = os.getloadavg()[0]
-    figures, lines = [], ["| data | model | test accuracy | floor | training time to floor (s) | total training time (s) | epochs |", "|---|---|---|---|---|---|---|"]
+    figures, lines = [], ["| data | model | test accuracy | floor | training time to floor (s) | total training time (s) | epochs | threads |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         floor = "" if r["floor"] is None else f"{r['floor']:.3f}"
         reached = "" if r["floor"] is None else ("not reached" if r["reached_s"] is None else f"{r['reached_s']:.1f}")
-        lines.append(f"| {r['dataset']} | {r['model']} | {r['accuracy']:.4f} | {floor} | {reached} | {r['train_s']:.1f} | {r['epochs'] or ''} |")
+        lines.append(f"| {r['dataset']} | {r['model']} | {r['accuracy']:.4f} | {floor} | {reached} | {r['train_s']:.1f} | {r['epochs'] or ''} | {r.get('threads', 1)} |")
         note = "fit time" if r["floor"] is None else f"floor {r['floor']:.3f}; time to floor {reached} s; {r['epochs']} epochs"
+        note += f"; {r.get('threads', 1)} thread(s)"
         figures.append({"name": f"{r['dataset']} {r['model']} test/accuracy", "value": r["accuracy"], "unit": "", "note": note})
         figures.append({"name": f"{r['dataset']} {r['model']} training time", "value": round(r["train_s"], 2), "unit": "s", "note": "scorings of the test split excluded"})
     env = (f"VISION_BENCH_THREADS={THREADS} " if THREADS != 1 else "") + (f"VISION_BENCH_MODELS={','.join(ONLY)} " if ONLY else "")
@@ -196,8 +197,8 @@ def main(part: str = "digits") -> None:
         figures,
         table="\n".join(lines),
         description=(
-            f"Backbones of issue 6 trained by their recipes (seed 0) next to scikit-learn baselines on the same split, "
-            f"{THREADS} torch/BLAS thread(s); 1-minute load average at the end {load:.1f} (the machine is shared). "
+            "Backbones of issue 6 trained by their recipes (seed 0) next to scikit-learn baselines on the same split, "
+            f"with the torch/BLAS threads given per row; 1-minute load average at the end {load:.1f} (the machine is shared). "
             "Time to floor = training time (validation and test scoring excluded) until the test accuracy after an epoch first reaches the floor."
             + rerun
         ),
