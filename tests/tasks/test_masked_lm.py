@@ -102,3 +102,77 @@ def test_pretrain_then_finetune_short(tmp_path: Path) -> None:
     # The fine-tuning run encodes with exactly the pretraining run's tokenizer (same merges, same ids).
     assert (fine.run_dir / "tokenizer.json").read_bytes() == (pre.run_dir / "tokenizer.json").read_bytes()
     assert fine.metrics["test/accuracy"] > FINETUNE_FLOOR
+
+
+def _bpe():
+    from deepstrata.data.python_text import load_corpus
+    from deepstrata.data.tokenizers import BPETokenizer
+
+    corpus = load_corpus(max_train_chars=200_000, max_test_chars=10_000, heldout_fraction=0.1, packages=("email",))
+    return BPETokenizer.fit([corpus.train_text], vocab_size=400)
+
+
+def test_default_masking_is_berts_80_10_10_unchanged() -> None:
+    """masked_lm with its defaults draws exactly the masks of transforms.text.mlm_mask at 15%."""
+    from deepstrata.tasks.masked_lm import masked_lm
+    from deepstrata.transforms.text import mlm_mask
+
+    d = data()
+    task = masked_lm(model=Constant(7), loss=CrossEntropy(), metrics={}, data=d)
+    assert task.mask_prob == 0.15 and task.edges is None
+    x = d.train.dataset.tensors[0][:50]
+    want = mlm_mask(x, vocab_size=V, generator=torch.Generator().manual_seed(0), mask_prob=0.15)
+    got = mlm_mask(x, vocab_size=V, generator=task._train_gen, mask_prob=task.mask_prob)
+    assert all(torch.equal(a, b) for a, b in zip(want, got))
+
+
+def test_identifier_edges_split_words_at_spaces_and_punctuation() -> None:
+    from deepstrata.tasks.masked_lm import identifier_edges
+
+    tok = _bpe()
+    starts, ends = identifier_edges(tok)
+    for i in range(6, tok.vocab_size):
+        text = tok.decode([i])
+        if text.startswith(" ") or text.startswith("("):
+            assert not starts[i], text
+        if text.endswith(")") or text.endswith(" "):
+            assert not ends[i], text
+    assert not starts[:6].any() and not ends[:6].any()  # specials belong to no word
+
+
+def test_whole_word_masking_selects_every_piece_of_a_word_at_the_asked_rate() -> None:
+    """Each identifier is hidden whole or not at all; about `mask_rate` of the tokens (40%) are
+    targets; 80% of the targets become <mask>, 10% a random id, 10% stay; specials never do."""
+    from deepstrata.data.tokenizers import MASK, PAD
+    from deepstrata.tasks.masked_lm import identifier_edges, whole_word_mask
+    from deepstrata.transforms.text import IGNORE
+
+    tok = _bpe()
+    starts, ends = identifier_edges(tok)
+    text = "def get_content_type(self, message_header, default_value):\n    return self._parse(message_header)\n" * 40
+    ids = torch.tensor(tok.encode(text))
+    n = ids.numel() // 64
+    x = ids[: n * 64].reshape(n, 64).clone()
+    x[:, -3:] = PAD
+    inputs, labels = whole_word_mask(x, starts_ident=starts, ends_ident=ends, vocab_size=tok.vocab_size, generator=torch.Generator().manual_seed(0), mask_prob=0.4)
+    selected = labels != IGNORE
+    assert not selected[:, -3:].any()
+    # a piece that continues the word before it is selected exactly when that piece is
+    cont = ends[x[:, :-1]] & starts[x[:, 1:]] & (x[:, :-1] >= 6) & (x[:, 1:] >= 6)
+    assert cont.sum() > 100  # the text has multi-piece identifiers
+    assert torch.equal(selected[:, 1:][cont], selected[:, :-1][cont])
+    rate = selected[:, :-3].float().mean().item()
+    assert 0.33 < rate < 0.47, rate
+    masked = (inputs == MASK) & selected
+    kept = (inputs == x) & selected
+    assert 0.75 < masked.sum().item() / selected.sum().item() < 0.85
+    assert 0.07 < kept.sum().item() / selected.sum().item() < 0.15  # the kept 10% plus random ids that hit the original
+    assert torch.equal(inputs[~selected], x[~selected])
+
+
+def test_whole_word_needs_a_tokenizer() -> None:
+    from deepstrata.errors import UserError
+    from deepstrata.tasks.masked_lm import masked_lm
+
+    with pytest.raises(UserError, match="whole_word"):
+        masked_lm(model=Constant(7), loss=CrossEntropy(), metrics={}, data=data(), whole_word=True)
