@@ -13,6 +13,7 @@ the means. Both arms use the pretraining run's tokenizer and the same recipe; on
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -24,20 +25,28 @@ from _recipe_run import run_recipe  # noqa: E402
 SEEDS = (0, 1, 2)
 
 
+def last_val_accuracy(run_dir: Path) -> float:
+    """val/accuracy after the last epoch (the weights that are tested), from the run's metrics.jsonl."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return [r["val/accuracy"] for r in rows if "val/accuracy" in r][-1]
+
+
 def main() -> None:
     pre, pre_dir, pre_wall, pre_cpu, pre_load = run_recipe("recipes/text_bert_pretrain.yaml")
     print(f"pretrain: {pre} ({pre_wall:.0f} s wall, {pre_cpu:.0f} s CPU)", flush=True)
     runs: dict[str, list[tuple[dict, float, float]]] = {"pretrained": [], "scratch": []}
     for seed in SEEDS:
         for arm, init in (("pretrained", str(pre_dir)), ("scratch", "null")):
-            m, _, wall, cpu, _ = run_recipe(
+            m, run_dir, wall, cpu, _ = run_recipe(
                 "recipes/text_bert_finetune.yaml",
                 f"seed={seed}", f"data.label_seed={seed}", f"data.tokenizer_run={pre_dir}", f"model.init_from={init}",
             )
+            m = {**m, "val/accuracy": last_val_accuracy(run_dir)}
             print(f"seed {seed} {arm}: {m} ({wall:.0f} s wall)", flush=True)
             runs[arm].append((m, wall, cpu))
     acc = {arm: [m["test/accuracy"] for m, _, _ in r] for arm, r in runs.items()}
     f1 = {arm: [m["test/f1_macro"] for m, _, _ in r] for arm, r in runs.items()}
+    val = {arm: [m["val/accuracy"] for m, _, _ in r] for arm, r in runs.items()}
     mean = {arm: statistics.fmean(v) for arm, v in acc.items()}
     wins = sum(p > s for p, s in zip(acc["pretrained"], acc["scratch"]))
     ft_wall = max(w for r in runs.values() for _, w, _ in r)
@@ -48,13 +57,15 @@ def main() -> None:
         f"| MLM pretraining (recipes/text_bert_pretrain.yaml) | {pre['test/masked_accuracy']:.4f} | "
         f"{pre['test/unigram_accuracy']:.4f} | {pre_wall:.0f} | {pre_cpu:.0f} |",
         "",
-        "| fine-tuning, 10% labels (recipes/text_bert_finetune.yaml) | seed | test/accuracy | test/f1_macro | wall (s) | CPU (s) |",
-        "|---|---|---|---|---|---|",
+        "| fine-tuning, 10% labels (recipes/text_bert_finetune.yaml) | seed | val/accuracy | test/accuracy | test/f1_macro | wall (s) | CPU (s) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for arm, label in (("pretrained", "from the MLM encoder"), ("scratch", "same architecture from scratch")):
         for seed, (m, wall, cpu) in zip(SEEDS, runs[arm]):
-            rows.append(f"| {label} | {seed} | {m['test/accuracy']:.4f} | {m['test/f1_macro']:.4f} | {wall:.0f} | {cpu:.0f} |")
-        rows.append(f"| **{label}, mean** | {len(SEEDS)} seeds | **{mean[arm]:.4f}** | {statistics.fmean(f1[arm]):.4f} | | |")
+            rows.append(f"| {label} | {seed} | {m['val/accuracy']:.4f} | {m['test/accuracy']:.4f} | {m['test/f1_macro']:.4f} | {wall:.0f} | {cpu:.0f} |")
+        rows.append(
+            f"| **{label}, mean** | {len(SEEDS)} seeds | {statistics.fmean(val[arm]):.4f} | **{mean[arm]:.4f}** | {statistics.fmean(f1[arm]):.4f} | | |"
+        )
     emit(
         "text_bert",
         ".venv/bin/strata train recipes/text_bert_pretrain.yaml; then for SEED in 0 1 2: "
@@ -65,6 +76,8 @@ def main() -> None:
             {"name": "pretrain test/unigram_accuracy", "value": pre["test/unigram_accuracy"], "unit": "", "note": "always the most frequent training token"},
             {"name": "fine-tuned test/accuracy, mean of 3 seeds", "value": mean["pretrained"], "unit": "", "note": f"10% labels; per seed {', '.join(f'{a:.3f}' for a in acc['pretrained'])}"},
             {"name": "scratch test/accuracy, mean of 3 seeds", "value": mean["scratch"], "unit": "", "note": f"same recipe, init_from null; per seed {', '.join(f'{a:.3f}' for a in acc['scratch'])}"},
+            {"name": "fine-tuned val/accuracy, mean of 3 seeds", "value": statistics.fmean(val["pretrained"]), "unit": "", "note": "68 validation functions per seed, after the last epoch"},
+            {"name": "scratch val/accuracy, mean of 3 seeds", "value": statistics.fmean(val["scratch"]), "unit": "", "note": "68 validation functions per seed, after the last epoch"},
             {"name": "pretrained - scratch (mean accuracy)", "value": mean["pretrained"] - mean["scratch"], "unit": "", "note": f"pretrained ahead in {wins} of {len(SEEDS)} paired seeds"},
             {"name": "pretrain wall time", "value": pre_wall, "unit": "s", "note": f"CPU {pre_cpu:.0f} s (one torch thread); 1-min load average {pre_load:.1f} at start"},
             {"name": "fine-tune wall time, slowest run", "value": ft_wall, "unit": "s", "note": f"CPU {ft_cpu:.0f} s"},

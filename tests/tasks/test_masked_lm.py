@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -176,3 +177,13 @@ def test_whole_word_needs_a_tokenizer() -> None:
 
     with pytest.raises(UserError, match="whole_word"):
         masked_lm(model=Constant(7), loss=CrossEntropy(), metrics={}, data=data(), whole_word=True)
+
+
+def test_whole_word_preset_hides_whole_identifiers_at_40_percent() -> None:
+    from deepstrata.data.tokenizers import FILENAME
+    from deepstrata.registry import registry
+
+    d = data()
+    d.artifacts = {FILENAME: json.dumps(_bpe().to_dict())}
+    task = registry("task").get("masked_lm_whole_word")(model=Constant(7), loss=CrossEntropy(), metrics={}, data=d)
+    assert task.mask_prob == 0.4 and task.edges is not None

@@ -183,3 +183,9 @@ class MaskedLMTask(Task):
 def masked_lm(*, model: Any, loss: Any, metrics: dict[str, Any], data: Any = None, mask_rate: float = 0.15, whole_word: bool = False) -> MaskedLMTask:
     """BERT pretraining: 80/10/10 masking, loss at masked positions, accuracy vs a unigram guess."""
     return MaskedLMTask(model, loss, metrics, data=data, mask_prob=mask_rate, whole_word=whole_word)
+
+
+@register_task("masked_lm_whole_word")
+def masked_lm_whole_word(*, model: Any, loss: Any, metrics: dict[str, Any], data: Any = None) -> MaskedLMTask:
+    """masked_lm hiding whole identifiers, 40% of the tokens (SpanBERT; Wettig et al. 2023), 80/10/10."""
+    return masked_lm(model=model, loss=loss, metrics=metrics, data=data, mask_rate=0.4, whole_word=True)
