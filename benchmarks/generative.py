@@ -9,8 +9,8 @@ when the budget is spent) and score it on the official test set:
   pixelcnn  MNIST PixelCNN NLL, same protocol
   moons     two-moons RealNVP test log-likelihood and DDPM/RealNVP energy distances vs a Gaussian
   digits    digits RealNVP bits/dim (dequantised) vs an independent per-pixel categorical; digits GAN
-  conditional  cVAE, cGAN, conditional DDPM (DDIM 50 steps, guidance 2): share of samples of
-            class c that a separately trained classifier calls c
+  cvae, cgan, cddpm  conditional VAE, GAN and DDPM (DDIM 50 steps, guidance 2): share of
+            samples of class c that a separately trained classifier calls c
 Every image model also gets a Frechet distance on the penultimate features of a separately
 trained judge classifier (LeNet-5 for MNIST, the small CNN for digits), next to the
 real-vs-real distance for the same number of images (training images against the test set),
@@ -239,33 +239,36 @@ def bench_digits(out: str, judges: Judges) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def bench_conditional(out: str, judges: Judges) -> list[dict[str, Any]]:
-    """Class fidelity and Frechet distance of conditional samples, judged by the separately trained classifier."""
+CONDITIONAL = {
+    "cvae": ("cVAE", "recipes/mnist_cvae.yaml", {}),
+    "cgan": ("cGAN", "recipes/mnist_cgan.yaml", {}),
+    "cddpm": ("conditional DDPM (DDIM 50, guidance 2)", "recipes/mnist_ddpm.yaml", {"steps": 50, "guidance": 2.0}),
+}
+
+
+def bench_conditional(part: str, out: str, judges: Judges) -> list[dict[str, Any]]:
+    """Class fidelity and Frechet distance of one conditional model's samples, judged by the separately trained classifier."""
     import torch
 
     from deepstrata.api import load
 
     judge, _, _ = judges.get("mnist")
-    figures: list[dict[str, Any]] = []
+    label, recipe, kw = CONDITIONAL[part]
     per_class = 10 if SMOKE else 100
     y = torch.arange(10).repeat_interleave(per_class)
-    for label, recipe, kw in (
-        ("cVAE", "recipes/mnist_cvae.yaml", {}),
-        ("cGAN", "recipes/mnist_cgan.yaml", {}),
-        ("conditional DDPM (DDIM 50, guidance 2)", "recipes/mnist_ddpm.yaml", {"steps": 50, "guidance": 2.0}),
-    ):
-        smoke = ["data.limit=1000"] + (["model.base_channels=8"] if "ddpm" in recipe else ["model.width=8"] if "cgan" in recipe else []) if SMOKE else []
-        result, info = _train(recipe, smoke, out)
-        model = load(result.run_dir).model.eval()
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            x = torch.cat([model.sample(len(c), y=c, generator=torch.Generator().manual_seed(0), **kw) for c in y.split(250)])
-            pred = torch.cat([judge(b).argmax(1) for b in x.split(500)])
-        sample_s = time.perf_counter() - t0
-        figures.append({"name": f"{label}: samples classified as the requested class", "value": float((pred == y).float().mean()), "unit": "",
-                        "note": f"{len(y)} samples ({sample_s:.0f} s to draw); fit {info['fit_time_s']:.0f} s, {_epochs_done(result)} epochs"})  # fmt: skip
-        figures += frechet_figures(judges, "mnist", label, x)
-    return figures
+    smoke = ["data.limit=1000"] + (["model.base_channels=8"] if "ddpm" in recipe else ["model.width=8"] if "cgan" in recipe else []) if SMOKE else []
+    result, info = _train(recipe, smoke, out)
+    model = load(result.run_dir).model.eval()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        x = torch.cat([model.sample(len(c), y=c, generator=torch.Generator().manual_seed(0), **kw) for c in y.split(250)])
+        pred = torch.cat([judge(b).argmax(1) for b in x.split(500)])
+    sample_s = time.perf_counter() - t0
+    return [
+        {"name": f"{label}: samples classified as the requested class", "value": float((pred == y).float().mean()), "unit": "",
+         "note": f"{len(y)} samples ({sample_s:.0f} s to draw); fit {info['fit_time_s']:.0f} s, {_epochs_done(result)} epochs"},
+        *frechet_figures(judges, "mnist", label, x),
+    ]  # fmt: skip
 
 
 PUBLISHED_VAE = "published: VAE (1 stochastic layer) 86.76 nats test NLL by IWAE-5000 bound, Burda et al. 2016 Table 1 (ELBO is higher)"
@@ -317,7 +320,9 @@ ALL_PARTS = {
     "pixelcnn": lambda out, judges: bench_mnist_likelihood("pixelcnn", "recipes/mnist_pixelcnn.yaml", PUBLISHED_PIXELCNN, out, judges),
     "moons": bench_moons,
     "digits": bench_digits,
-    "conditional": bench_conditional,
+    "cvae": lambda out, judges: bench_conditional("cvae", out, judges),
+    "cgan": lambda out, judges: bench_conditional("cgan", out, judges),
+    "cddpm": lambda out, judges: bench_conditional("cddpm", out, judges),
 }
 
 

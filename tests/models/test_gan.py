@@ -59,9 +59,29 @@ def test_spectral_norm_bounds_the_discriminator_layers() -> None:
     model = GAN(data_shape=(1, 8, 8), latent_dim=4, width=8, spectral_norm=True).train()
     for _ in range(30):  # power iterations run in training-mode forwards
         model(torch.rand(4, 1, 8, 8))
-    linear = model.discriminator.net[-1]
+    linear = model.discriminator.out
     sigma = torch.linalg.matrix_norm(linear.weight.detach(), ord=2)
     assert float(sigma) == pytest.approx(1.0, abs=0.05)
+
+
+def test_projection_discriminator_adds_the_class_embedding_inner_product() -> None:
+    """Projection D (Miyato & Koyama 2018): logit(x, y) = w.phi(x) + b + embed(y).phi(x); the image
+    gets no label planes, and the label changes the logit only through the projection term."""
+    torch.manual_seed(0)
+    model = GAN(data_shape=(1, 8, 8), latent_dim=4, width=8, num_classes=3, conditioning="projection").eval()
+    d = model.discriminator
+    assert d.features[0].in_channels == 1  # no class planes
+    x, y = torch.rand(5, 1, 8, 8), torch.tensor([0, 1, 2, 1, 0])
+    phi = d.features(x)
+    expected = d.out(phi).squeeze(1) + (d.embed.weight[y] * phi).sum(1)
+    torch.testing.assert_close(model(x, y), expected)
+    assert not torch.allclose(model(x, y), model(x, (y + 1) % 3))
+    torch.testing.assert_close(model(x), d.out(phi).squeeze(1))  # no label: the unconditional score
+    out = model.objective(x, y)
+    out["loss"].backward()
+    assert d.embed.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="conditioning"):
+        GAN(data_shape=(1, 8, 8), num_classes=3, conditioning="film")
 
 
 def test_conditional_sampling_needs_labels_and_shapes_are_checked() -> None:

@@ -9,7 +9,11 @@ keeps gradients alive when D wins early; strided convolutions with batch norm in
 game stable for images (DCGAN, Radford, Metz & Chintala 2016); one-sided label smoothing
 (real target 0.9, Salimans et al. 2016) or spectral normalisation of D (Miyato et al. 2018)
 are optional stabilisers. The conditional GAN feeds the label to both players (Mirza &
-Osindero 2014): G gets a one-hot vector beside z, D gets one constant plane per class.
+Osindero 2014): G gets a one-hot vector beside z; D gets one constant plane per class
+(`conditioning="concat"`), or, with `conditioning="projection"` (Miyato & Koyama 2018), scores
+its features phi(x) as w.phi(x) + embed(y).phi(x), so that every class's evidence is read from
+the same features by an inner product, a much stronger signal of "is this the requested
+class" than a constant input plane.
 
 Both players learn in one optimizer step: `objective` returns D's loss, whose gradient reaches
 only D (fakes are detached), plus G's loss computed through a frozen D, whose gradient reaches
@@ -21,6 +25,7 @@ standard Trainer with a single optimizer.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +33,8 @@ from torch import nn
 
 from deepstrata.models.generative import GenerativeModel
 from deepstrata.registry import register_model
+
+Conditioning = Literal["concat", "projection"]
 
 
 class Generator(nn.Module):
@@ -48,37 +55,63 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """image (+ one plane per class) -> 2 x [strided conv, LeakyReLU] -> linear -> real/fake logit."""
+    """image (+ one plane per class) -> 2 x [strided conv, LeakyReLU] -> features phi -> linear -> real/fake logit.
 
-    def __init__(self, data_shape: Sequence[int], width: int, num_classes: int, spectral_norm: bool):
+    With `projection_classes` > 0 the logit gains embed(y) . phi(x) (projection discriminator).
+    """
+
+    def __init__(self, data_shape: Sequence[int], width: int, in_planes: int, spectral_norm: bool, projection_classes: int = 0):
         super().__init__()
         c, h, w = data_shape
         sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
-        self.net = nn.Sequential(
-            sn(nn.Conv2d(c + num_classes, width, 4, stride=2, padding=1)), nn.LeakyReLU(0.2),
+        self.features = nn.Sequential(
+            sn(nn.Conv2d(c + in_planes, width, 4, stride=2, padding=1)), nn.LeakyReLU(0.2),
             sn(nn.Conv2d(width, 2 * width, 4, stride=2, padding=1)), nn.LeakyReLU(0.2),
-            nn.Flatten(), sn(nn.Linear(2 * width * (h // 4) * (w // 4), 1)),
+            nn.Flatten(),
         )  # fmt: skip
+        num_features = 2 * width * (h // 4) * (w // 4)
+        self.out = sn(nn.Linear(num_features, 1))
+        self.embed = sn(nn.Embedding(projection_classes, num_features)) if projection_classes else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(1)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        phi = self.features(x)
+        logit = self.out(phi).squeeze(1)
+        if self.embed is not None and y is not None:
+            logit = logit + (self.embed(y) * phi).sum(1)  # the projection term
+        return logit
 
 
 class GAN(GenerativeModel):
     """Generator + discriminator; `forward(x)` is D's logit, `sample` runs G."""
 
-    def __init__(self, *, data_shape: Sequence[int], latent_dim: int = 64, width: int = 64, num_classes: int = 0, label_smoothing: float = 0.0, spectral_norm: bool = False):
+    def __init__(
+        self,
+        *,
+        data_shape: Sequence[int],
+        latent_dim: int = 64,
+        width: int = 64,
+        num_classes: int = 0,
+        label_smoothing: float = 0.0,
+        spectral_norm: bool = False,
+        conditioning: Conditioning = "concat",
+    ):
         super().__init__()
         self.data_shape = tuple(data_shape)
         if len(self.data_shape) != 3 or self.data_shape[1] % 4 or self.data_shape[2] % 4:
             raise ValueError(f"GAN needs (C, H, W) images with H and W divisible by 4, got data shape {self.data_shape}")
         if not 0.0 <= label_smoothing < 0.5:
             raise ValueError(f"GAN label_smoothing must be in [0, 0.5), got {label_smoothing}")
+        if conditioning not in ("concat", "projection"):
+            raise ValueError(f"GAN conditioning must be 'concat' or 'projection', got {conditioning!r}")
         self.latent_dim, self.num_classes, self.label_smoothing = latent_dim, num_classes, label_smoothing
+        self.conditioning = conditioning
         self.generator = Generator(self.data_shape, latent_dim, width, num_classes)
-        self.discriminator = Discriminator(self.data_shape, width, num_classes, spectral_norm)
+        projection = num_classes if conditioning == "projection" else 0
+        self.discriminator = Discriminator(self.data_shape, width, num_classes - projection, spectral_norm, projection)
 
     def _d(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        if self.conditional and self.conditioning == "projection":
+            return self.discriminator(x, y)  # no label: the unconditional score w.phi(x) alone
         if self.conditional:
             planes = F.one_hot(y, self.num_classes).to(x.dtype) if y is not None else x.new_zeros(x.shape[0], self.num_classes)
             x = torch.cat([x, planes[:, :, None, None].expand(-1, -1, *x.shape[2:])], dim=1)
@@ -137,6 +170,18 @@ def gan(*, input_shape: list[int], latent_dim: int = 64, width: int = 64, label_
 
 
 @register_model("cgan", example={"input_shape": [1, 8, 8], "kwargs": {"input_shape": [1, 8, 8], "num_classes": 3, "latent_dim": 8, "width": 8, "spectral_norm": True}})
-def cgan(*, input_shape: list[int], num_classes: int, latent_dim: int = 64, width: int = 64, label_smoothing: float = 0.0, spectral_norm: bool = False) -> GAN:
-    """Conditional DCGAN (Mirza & Osindero 2014): the label goes to generator and discriminator."""
-    return GAN(data_shape=input_shape, latent_dim=latent_dim, width=width, num_classes=num_classes, label_smoothing=label_smoothing, spectral_norm=spectral_norm)
+def cgan(
+    *,
+    input_shape: list[int],
+    num_classes: int,
+    latent_dim: int = 64,
+    width: int = 64,
+    label_smoothing: float = 0.0,
+    spectral_norm: bool = False,
+    conditioning: Conditioning = "concat",
+) -> GAN:
+    """Conditional DCGAN (Mirza & Osindero 2014): the label goes to generator and discriminator (concat or projection D)."""
+    return GAN(
+        data_shape=input_shape, latent_dim=latent_dim, width=width, num_classes=num_classes,
+        label_smoothing=label_smoothing, spectral_norm=spectral_norm, conditioning=conditioning,
+    )  # fmt: skip
