@@ -3,8 +3,8 @@
 Problem: "pretraining helps" is a claim about a comparison: the same architecture, the same
 few labels, with and without the pretrained encoder, and with 10% of the labels one run of
 each is too noisy to settle it.
-Idea: run the masked-LM pretraining recipe once (masked-token accuracy vs always guessing the
-most frequent token), then fine-tune on 10% of the labels of the package-of-a-function task
+Idea: run the masked-LM pretraining recipe once (whole identifiers, 40% of the tokens;
+masked-token accuracy vs always guessing the most frequent token), then fine-tune on 10% of the labels of the package-of-a-function task
 from the pretrained encoder and from scratch, paired over 3 seeds (each seed draws its own
 labelled subset, initialisation and order, the same for both arms), and report every run and
 the means. Both arms use the pretraining run's tokenizer and the same recipe; only
