@@ -10,7 +10,8 @@ the most frequent training token (Devlin et al. 2019).
 A subword piece is easy to restore from the other pieces of its word ("assert" + "Equal"), which
 teaches spelling rather than meaning. `whole_word=True` selects whole identifiers, every piece of
 a word together (BERT's whole-word masking; span masking in SpanBERT, Joshi et al. 2020), and
-`mask_rate` raises the share of hidden tokens (40% works well, Wettig et al. 2023).
+`mask_rate` raises the share of hidden tokens (40% works well, Wettig et al. 2023). On the
+standard-library text the rate is what mattered (docs/transformers.md, BERT).
 """
 
 from __future__ import annotations
