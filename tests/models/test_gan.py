@@ -84,6 +84,27 @@ def test_projection_discriminator_adds_the_class_embedding_inner_product() -> No
         GAN(data_shape=(1, 8, 8), num_classes=3, conditioning="film")
 
 
+def test_auxiliary_classifier_adds_its_cross_entropy_to_both_players() -> None:
+    """AC-GAN (Odena et al. 2017): D's loss gains w * [CE(aux(phi(x)), y) + CE(aux(phi(G(z, y))), y)],
+    G's loss gains w * CE(aux(phi(G(z, y))), y); the rest of the objective is unchanged."""
+    torch.manual_seed(0)
+    model = GAN(data_shape=(1, 8, 8), latent_dim=4, width=8, num_classes=3, conditioning="projection", aux_classifier_weight=0.5)
+    x, y = torch.rand(6, 1, 8, 8), torch.tensor([0, 1, 2, 2, 1, 0])
+    torch.manual_seed(1)
+    out = model.objective(x, y)
+    torch.manual_seed(1)
+    fake = model.generate(torch.randn(6, 4), y)
+    d = model.discriminator
+    (rl, rphi), (fl, fphi) = d.score(x, y), d.score(fake, y)
+    ce = lambda phi: F.cross_entropy(d.aux(phi), y)  # noqa: E731
+    d_expected = F.binary_cross_entropy_with_logits(rl, torch.ones(6)) + F.binary_cross_entropy_with_logits(fl, torch.zeros(6)) + 0.5 * (ce(rphi) + ce(fphi))
+    g_expected = F.binary_cross_entropy_with_logits(fl, torch.ones(6)) + 0.5 * ce(fphi)
+    torch.testing.assert_close(out["d_loss"], d_expected.detach())
+    torch.testing.assert_close(out["g_loss"], g_expected.detach())
+    with pytest.raises(ValueError, match="aux_classifier_weight"):
+        GAN(data_shape=(1, 8, 8), aux_classifier_weight=1.0)  # unconditional
+
+
 def test_conditional_sampling_needs_labels_and_shapes_are_checked() -> None:
     from deepstrata.errors import UserError
 

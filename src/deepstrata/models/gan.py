@@ -13,7 +13,9 @@ Osindero 2014): G gets a one-hot vector beside z; D gets one constant plane per 
 (`conditioning="concat"`), or, with `conditioning="projection"` (Miyato & Koyama 2018), scores
 its features phi(x) as w.phi(x) + embed(y).phi(x), so that every class's evidence is read from
 the same features by an inner product, a much stronger signal of "is this the requested
-class" than a constant input plane.
+class" than a constant input plane. `aux_classifier_weight` > 0 adds the AC-GAN auxiliary task
+(Odena, Olah & Shlens 2017): a class head on D's features learns to classify real images and
+the generator is also trained to make its samples classified as their requested class.
 
 Both players learn in one optimizer step: `objective` returns D's loss, whose gradient reaches
 only D (fakes are detached), plus G's loss computed through a frozen D, whose gradient reaches
@@ -60,7 +62,7 @@ class Discriminator(nn.Module):
     With `projection_classes` > 0 the logit gains embed(y) . phi(x) (projection discriminator).
     """
 
-    def __init__(self, data_shape: Sequence[int], width: int, in_planes: int, spectral_norm: bool, projection_classes: int = 0):
+    def __init__(self, data_shape: Sequence[int], width: int, in_planes: int, spectral_norm: bool, projection_classes: int = 0, aux_classes: int = 0):
         super().__init__()
         c, h, w = data_shape
         sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
@@ -72,13 +74,18 @@ class Discriminator(nn.Module):
         num_features = 2 * width * (h // 4) * (w // 4)
         self.out = sn(nn.Linear(num_features, 1))
         self.embed = sn(nn.Embedding(projection_classes, num_features)) if projection_classes else None
+        self.aux = nn.Linear(num_features, aux_classes) if aux_classes else None  # AC-GAN class head
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def score(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(real/fake logit (N,), features phi (N, F))."""
         phi = self.features(x)
         logit = self.out(phi).squeeze(1)
         if self.embed is not None and y is not None:
             logit = logit + (self.embed(y) * phi).sum(1)  # the projection term
-        return logit
+        return logit, phi
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.score(x, y)[0]
 
 
 class GAN(GenerativeModel):
@@ -94,6 +101,7 @@ class GAN(GenerativeModel):
         label_smoothing: float = 0.0,
         spectral_norm: bool = False,
         conditioning: Conditioning = "concat",
+        aux_classifier_weight: float = 0.0,
     ):
         super().__init__()
         self.data_shape = tuple(data_shape)
@@ -103,19 +111,28 @@ class GAN(GenerativeModel):
             raise ValueError(f"GAN label_smoothing must be in [0, 0.5), got {label_smoothing}")
         if conditioning not in ("concat", "projection"):
             raise ValueError(f"GAN conditioning must be 'concat' or 'projection', got {conditioning!r}")
+        if aux_classifier_weight < 0 or (aux_classifier_weight and not num_classes):
+            raise ValueError(f"GAN aux_classifier_weight must be >= 0 and needs a conditional GAN (num_classes > 0), got {aux_classifier_weight}")
         self.latent_dim, self.num_classes, self.label_smoothing = latent_dim, num_classes, label_smoothing
-        self.conditioning = conditioning
+        self.conditioning, self.aux_classifier_weight = conditioning, aux_classifier_weight
         self.generator = Generator(self.data_shape, latent_dim, width, num_classes)
         projection = num_classes if conditioning == "projection" else 0
-        self.discriminator = Discriminator(self.data_shape, width, num_classes - projection, spectral_norm, projection)
+        aux = num_classes if aux_classifier_weight else 0
+        self.discriminator = Discriminator(self.data_shape, width, num_classes - projection, spectral_norm, projection, aux)
 
-    def _d(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        if self.conditional and self.conditioning == "projection":
-            return self.discriminator(x, y)  # no label: the unconditional score w.phi(x) alone
-        if self.conditional:
+    def _d_score(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's logit and features; a projection D without a label gives the unconditional score w.phi(x)."""
+        if self.conditional and self.conditioning == "concat":
             planes = F.one_hot(y, self.num_classes).to(x.dtype) if y is not None else x.new_zeros(x.shape[0], self.num_classes)
             x = torch.cat([x, planes[:, :, None, None].expand(-1, -1, *x.shape[2:])], dim=1)
-        return self.discriminator(x)
+        return self.discriminator.score(x, y if self.conditional else None)
+
+    def _d(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return self._d_score(x, y)[0]
+
+    def _aux_loss(self, phi: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """AC-GAN: cross-entropy of D's class head on features phi against the labels y."""
+        return F.cross_entropy(self.discriminator.aux(phi), y)
 
     def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """(N, latent_dim) noise (+ labels) -> (N, *data_shape) images in [0, 1]."""
@@ -134,20 +151,24 @@ class GAN(GenerativeModel):
         y = self.check_labels("GAN.objective", y, x.shape[0])
         z = torch.randn(x.shape[0], self.latent_dim, device=x.device)
         fake = self.generate(z, y)
-        real_logit, fake_logit = self._d(x, y), self._d(fake.detach(), y)
+        (real_logit, real_phi), (fake_logit, fake_phi) = self._d_score(x, y), self._d_score(fake.detach(), y)
         real_target = torch.full_like(real_logit, 1.0 - self.label_smoothing)  # one-sided smoothing
         d_loss = F.binary_cross_entropy_with_logits(real_logit, real_target) + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
+        if self.aux_classifier_weight:
+            d_loss = d_loss + self.aux_classifier_weight * (self._aux_loss(real_phi, y) + self._aux_loss(fake_phi, y))
         # G's loss through a frozen D: the graph records D's weights as constants, so this term
         # sends gradients to G only. Non-saturating: maximise log D(G(z)).
         params = list(self.discriminator.parameters())
         for p in params:
             p.requires_grad_(False)
         try:
-            g_logit = self._d(fake, y)
+            g_logit, g_phi = self._d_score(fake, y)
         finally:
             for p in params:
                 p.requires_grad_(True)
         g_loss = F.binary_cross_entropy_with_logits(g_logit, torch.ones_like(g_logit))
+        if self.aux_classifier_weight:
+            g_loss = g_loss + self.aux_classifier_weight * self._aux_loss(g_phi, y)
         return {
             "loss": d_loss + g_loss,
             "d_loss": d_loss.detach(),
@@ -179,9 +200,10 @@ def cgan(
     label_smoothing: float = 0.0,
     spectral_norm: bool = False,
     conditioning: Conditioning = "concat",
+    aux_classifier_weight: float = 0.0,
 ) -> GAN:
-    """Conditional DCGAN (Mirza & Osindero 2014): the label goes to generator and discriminator (concat or projection D)."""
+    """Conditional DCGAN (Mirza & Osindero 2014): label to G and D (concat or projection D; optional AC-GAN class head)."""
     return GAN(
-        data_shape=input_shape, latent_dim=latent_dim, width=width, num_classes=num_classes,
-        label_smoothing=label_smoothing, spectral_norm=spectral_norm, conditioning=conditioning,
+        data_shape=input_shape, latent_dim=latent_dim, width=width, num_classes=num_classes, label_smoothing=label_smoothing,
+        spectral_norm=spectral_norm, conditioning=conditioning, aux_classifier_weight=aux_classifier_weight,
     )  # fmt: skip
