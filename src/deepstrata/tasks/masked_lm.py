@@ -11,7 +11,7 @@ A subword piece is easy to restore from the other pieces of its word ("assert" +
 teaches spelling rather than meaning. `whole_word=True` selects whole identifiers, every piece of
 a word together (BERT's whole-word masking; span masking in SpanBERT, Joshi et al. 2020), and
 `mask_rate` raises the share of hidden tokens (40% works well, Wettig et al. 2023). On the
-standard-library text the rate is what mattered (docs/transformers.md, BERT).
+standard-library text the rate mattered most; whole words on top fine-tuned best (docs/transformers.md).
 """
 
 from __future__ import annotations
