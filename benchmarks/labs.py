@@ -181,7 +181,7 @@ def main() -> None:
         funcs[p](figures, tables)
         print(f"{p}: {time.time() - t:.0f} s", file=sys.stderr, flush=True)
     images = sorted(f"img/{path.name}" for path in IMG.glob("foundations_*.png"))
-    emit("labs", "flock /tmp/ds-heavy.lock .venv/bin/python benchmarks/run_all.py --only labs", figures, table="\n\n".join(tables),
+    emit("labs", ".venv/bin/python benchmarks/run_all.py --only labs", figures, table="\n\n".join(tables),
          description="Foundations labs (issue 8): scratch autodiff, estimators, trainability, landscapes, normalisation, classical baselines.",
          images=images)
 
