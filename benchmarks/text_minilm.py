@@ -79,7 +79,7 @@ def main() -> None:
     )
     emit(
         "text_minilm",
-        "/tmp/lane .venv/bin/python benchmarks/run_all.py --only text_minilm "
+        ".venv/bin/python benchmarks/run_all.py --only text_minilm "
         "(= .venv/bin/strata train recipes/text_minilm_{frozen,finetune,scratch}.yaml)",
         figures,
         table=table,
