@@ -3,7 +3,8 @@
 Problem: a final number hides how training got there: under- or overfitting, instability, a
 schedule that did not do what was intended.
 Idea: plot loss and every metric per epoch for train and validation side by side, the
-per-step training loss, and the learning rate per step.
+per-step training loss, the learning rate per step, and the validation metrics against the
+wall time since training started (what a budget buys).
 """
 
 from __future__ import annotations
@@ -52,3 +53,24 @@ def learning_rate(run: RunRecord) -> Section | None:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     return Section("Training loss and learning rate per step", figure_html(fig, alt="loss and learning rate per step"), order=25)
+
+
+@register_report_section("wall_time")
+def wall_time(run: RunRecord) -> Section | None:
+    """Validation metrics against the seconds since fit start at which each epoch ended."""
+    epochs = [r for r in run.scope("epoch") if r.get("time/epoch_end_s") is not None]
+    names = sorted({k.split("/", 1)[1] for r in epochs for k in r if k.startswith("val/")})
+    if not epochs or not names:
+        return None
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        pts = [(r["time/epoch_end_s"], r[f"val/{name}"]) for r in epochs if r.get(f"val/{name}") is not None]
+        ax.plot(*zip(*pts), marker="o", ms=3)
+        ax.set_xlabel("seconds since training started (validation included)")
+        ax.set_title(f"val/{name}")
+        ax.grid(alpha=0.3)
+    last = epochs[-1]["time/epoch_end_s"]
+    text = f"<p>{len(epochs)} epochs in {last:.0f} s.</p>"
+    return Section("Validation metrics against wall time", text + figure_html(fig, alt="validation metrics against wall time"), order=21)
