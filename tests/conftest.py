@@ -22,24 +22,28 @@ def requires_shared_data(name: str) -> pytest.MarkDecorator:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Under pytest-xdist each worker is its own process; two workers x two torch threads on two
-    # cores would oversubscribe the CPU and slow everything down.
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        import torch
+    # Tests train many tiny models: one torch thread each. Under pytest-xdist two workers x two
+    # threads on two cores would oversubscribe the CPU; alone, thread start-up outweighs the work.
+    import torch
 
-        torch.set_num_threads(1)
+    torch.set_num_threads(1)
+
+
+# A digits recipe that trains in about a second; tests copy it and override what they need.
+TINY_RECIPE = {
+    "name": "tiny",
+    "seed": 0,
+    "data": {"name": "digits", "batch_size": 64},
+    "model": {"name": "small_cnn", "widths": [8, 16], "dropout": 0.0},
+    "optimizer": {"name": "adamw", "lr": 0.01},
+    "trainer": {"max_epochs": 2, "progress": "off", "monitor": "val/accuracy", "monitor_mode": "max"},
+    "metrics": ["accuracy"],
+}
 
 
 @pytest.fixture
 def tiny_recipe(tmp_path: Path) -> dict:
-    """A digits recipe that trains in about a second; tests override what they need."""
-    return {
-        "name": "tiny",
-        "seed": 0,
-        "output_dir": str(tmp_path / "runs"),
-        "data": {"name": "digits", "batch_size": 64},
-        "model": {"name": "small_cnn", "widths": [8, 16], "dropout": 0.0},
-        "optimizer": {"name": "adamw", "lr": 0.01},
-        "trainer": {"max_epochs": 2, "progress": "off", "monitor": "val/accuracy", "monitor_mode": "max"},
-        "metrics": ["accuracy"],
-    }
+    """TINY_RECIPE writing its runs under tmp_path (a deep copy: tests may edit nested keys)."""
+    import copy
+
+    return {**copy.deepcopy(TINY_RECIPE), "output_dir": str(tmp_path / "runs")}

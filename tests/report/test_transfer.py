@@ -8,16 +8,9 @@ import pytest
 
 from deepstrata.report.html import RunRecord
 from deepstrata.report.sections.transfer import learning_rules, transfer
+from tests.conftest import TINY_RECIPE
 
-TINY = {
-    "name": "tiny",
-    "seed": 0,
-    "data": {"name": "digits", "batch_size": 64},
-    "model": {"name": "small_cnn", "widths": [8, 16], "dropout": 0.0},
-    "optimizer": {"name": "adamw", "lr": 0.01},
-    "trainer": {"max_epochs": 1, "progress": "off", "monitor": "val/accuracy", "monitor_mode": "max", "num_threads": 1},
-    "metrics": ["accuracy"],
-}
+TINY = {**TINY_RECIPE, "trainer": {**TINY_RECIPE["trainer"], "max_epochs": 1, "num_threads": 1}}
 
 
 @pytest.fixture(scope="module")

@@ -12,19 +12,10 @@ from deepstrata.experiment import build_experiment
 from deepstrata.transfer.finetune import finetune, finetune_recipe
 from deepstrata.transfer.strategies import get_strategy
 from deepstrata.transfer.unfreeze import body_stages, gradual_unfreezing
+from tests.conftest import TINY_RECIPE
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-TINY = {
-    "name": "tiny",
-    "seed": 0,
-    "data": {"name": "digits", "batch_size": 64},
-    "model": {"name": "small_cnn", "widths": [8, 16], "dropout": 0.0},
-    "optimizer": {"name": "adamw", "lr": 0.01},
-    "trainer": {"max_epochs": 2, "progress": "off", "monitor": "val/accuracy", "monitor_mode": "max", "num_threads": 1},
-    "metrics": ["accuracy"],
-}
+TINY = {**TINY_RECIPE, "trainer": {**TINY_RECIPE["trainer"], "max_epochs": 2, "num_threads": 1}}
 
 
 @pytest.fixture(scope="module")
