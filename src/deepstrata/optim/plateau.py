@@ -17,7 +17,7 @@ import torch
 
 from deepstrata.errors import UserError
 from deepstrata.registry import register_scheduler
-from deepstrata.training.callbacks.base import Callback
+from deepstrata.training.callbacks.base import Callback, monitored_value
 
 
 class ReduceOnPlateau(Callback):
@@ -78,15 +78,9 @@ class ReduceOnPlateau(Callback):
             raise UserError("scheduler reduce_on_plateau needs a validation split; set data.val_fraction > 0")
 
     def on_validation_end(self, trainer: Any) -> None:
-        if trainer.state.stage != "fit":
-            return
-        value = trainer.state.val_metrics.get(self.monitor)
-        if value is None:
-            raise UserError(
-                f"scheduler reduce_on_plateau monitors '{self.monitor}', which is not among the validation metrics "
-                f"({', '.join(sorted(trainer.state.val_metrics))}); set scheduler.monitor to one of them"
-            )
-        self.observe(value)
+        value = monitored_value(trainer, self.monitor, who="scheduler reduce_on_plateau", setting="scheduler.monitor")
+        if value is not None:
+            self.observe(value)
 
     def state_dict(self) -> dict[str, Any]:
         return {"scale": self.scale, "steps": self.steps, "best": self.best, "bad_validations": self.bad_validations, "base_lrs": self.base_lrs}

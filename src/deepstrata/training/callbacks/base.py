@@ -50,3 +50,22 @@ class Callback:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def monitored_value(trainer: Trainer, monitor: str, *, who: str, setting: str) -> float | None:
+    """The validation metric `monitor` after a fit-stage validation, or None outside fit.
+
+    `who` names the component in the error ("checkpoint", "early_stopping", ...) and `setting`
+    the recipe key that chooses the metric, so a missing metric tells the user what to change.
+    """
+    from deepstrata.errors import UserError
+
+    if trainer.state.stage != "fit":
+        return None
+    value = trainer.state.val_metrics.get(monitor)
+    if value is None:
+        raise UserError(
+            f"{who} monitors '{monitor}', which is not among the validation metrics "
+            f"({', '.join(sorted(trainer.state.val_metrics))}); set {setting} to one of them"
+        )
+    return value

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from deepstrata.errors import UserError
 from deepstrata.registry import register_callback
 from deepstrata.run.atomic import atomic_write
-from deepstrata.training.callbacks.base import Callback
+from deepstrata.training.callbacks.base import Callback, monitored_value
 from deepstrata.training.checkpoint import capture
 from deepstrata.training.checkpoint import load_checkpoint as load_checkpoint  # re-exported for callers
 
@@ -63,15 +63,8 @@ class Checkpoint(Callback):
         self.save_last(trainer)  # before validation, so last.pt holds the raw (non-EMA) training weights
 
     def on_validation_end(self, trainer: Any) -> None:
-        if trainer.state.stage != "fit":
-            return
-        value = trainer.state.val_metrics.get(self.monitor)
-        if value is None:
-            raise UserError(
-                f"checkpoint monitor '{self.monitor}' is not among the validation metrics "
-                f"({', '.join(sorted(trainer.state.val_metrics))}); set trainer.monitor to one of them"
-            )
-        if not math.isfinite(value):
+        value = monitored_value(trainer, self.monitor, who="checkpoint", setting="trainer.monitor")
+        if value is None or not math.isfinite(value):
             return
         if self.best is None or self._better(value, self.best):
             self.best, self.best_epoch = value, trainer.state.epoch

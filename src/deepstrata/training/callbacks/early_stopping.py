@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from deepstrata.errors import UserError
 from deepstrata.registry import register_callback
-from deepstrata.training.callbacks.base import Callback
+from deepstrata.training.callbacks.base import Callback, monitored_value
 
 
 class EarlyStopping(Callback):
@@ -42,14 +42,9 @@ class EarlyStopping(Callback):
         return value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
 
     def on_validation_end(self, trainer: Any) -> None:
-        if trainer.state.stage != "fit":
-            return
-        value = trainer.state.val_metrics.get(self.monitor)
+        value = monitored_value(trainer, self.monitor, who="early_stopping", setting="its monitor")
         if value is None:
-            raise UserError(
-                f"early_stopping monitors '{self.monitor}', which is not among the validation metrics "
-                f"({', '.join(sorted(trainer.state.val_metrics))}); set its monitor to one of them"
-            )
+            return
         if self._improved(value):
             self.best, self.best_epoch, self.wait = value, trainer.state.epoch, 0
             if self.restore_best_weights:
