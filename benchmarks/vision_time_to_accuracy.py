@@ -19,6 +19,7 @@ an order of magnitude; both use the code here.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
@@ -88,8 +89,9 @@ class TimeToAccuracy(Callback):
         print(f"  epoch {self.curve[-1][0]}: {self.train_s:.1f} s, test accuracy {acc:.4f}", flush=True)
 
 
+@functools.lru_cache(maxsize=None)
 def test_arrays(dataset: str):
-    """The recipe's held-out test split (official MNIST test set; stratified 20% of digits, seed 0)."""
+    """The recipe's held-out test split (built once per dataset and run: every backbone and baseline shares it) (official MNIST test set; stratified 20% of digits, seed 0)."""
     import torch
 
     from deepstrata.data.base import build_data
