@@ -91,7 +91,7 @@ class TimeToAccuracy(Callback):
 
 @functools.lru_cache(maxsize=None)
 def test_arrays(dataset: str):
-    """The recipe's held-out test split (built once per dataset and run: every backbone and baseline shares it) (official MNIST test set; stratified 20% of digits, seed 0)."""
+    """The held-out test split (official MNIST test set; stratified 20% of digits, seed 0), built once per run."""
     import torch
 
     from deepstrata.data.base import build_data
