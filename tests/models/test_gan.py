@@ -84,11 +84,13 @@ def test_projection_discriminator_adds_the_class_embedding_inner_product() -> No
         GAN(data_shape=(1, 8, 8), num_classes=3, conditioning="film")
 
 
-def test_auxiliary_classifier_adds_its_cross_entropy_to_both_players() -> None:
-    """AC-GAN (Odena et al. 2017): D's loss gains w * [CE(aux(phi(x)), y) + CE(aux(phi(G(z, y))), y)],
-    G's loss gains w * CE(aux(phi(G(z, y))), y); the rest of the objective is unchanged."""
+@pytest.mark.parametrize("aux_on_fakes", [True, False])
+def test_auxiliary_classifier_adds_its_cross_entropy_to_both_players(aux_on_fakes) -> None:
+    """AC-GAN (Odena et al. 2017): D's loss gains w * [CE(aux(phi(x)), y) + CE(aux(phi(G(z, y))), y)]
+    (the second term only with aux_on_fakes), G's loss gains w * CE(aux(phi(G(z, y))), y); the rest
+    of the objective is unchanged."""
     torch.manual_seed(0)
-    model = GAN(data_shape=(1, 8, 8), latent_dim=4, width=8, num_classes=3, conditioning="projection", aux_classifier_weight=0.5)
+    model = GAN(data_shape=(1, 8, 8), latent_dim=4, width=8, num_classes=3, conditioning="projection", aux_classifier_weight=0.5, aux_on_fakes=aux_on_fakes)
     x, y = torch.rand(6, 1, 8, 8), torch.tensor([0, 1, 2, 2, 1, 0])
     torch.manual_seed(1)
     out = model.objective(x, y)
@@ -97,7 +99,7 @@ def test_auxiliary_classifier_adds_its_cross_entropy_to_both_players() -> None:
     d = model.discriminator
     (rl, rphi), (fl, fphi) = d.score(x, y), d.score(fake, y)
     ce = lambda phi: F.cross_entropy(d.aux(phi), y)  # noqa: E731
-    d_expected = F.binary_cross_entropy_with_logits(rl, torch.ones(6)) + F.binary_cross_entropy_with_logits(fl, torch.zeros(6)) + 0.5 * (ce(rphi) + ce(fphi))
+    d_expected = F.binary_cross_entropy_with_logits(rl, torch.ones(6)) + F.binary_cross_entropy_with_logits(fl, torch.zeros(6)) + 0.5 * (ce(rphi) + (ce(fphi) if aux_on_fakes else 0.0))
     g_expected = F.binary_cross_entropy_with_logits(fl, torch.ones(6)) + 0.5 * ce(fphi)
     torch.testing.assert_close(out["d_loss"], d_expected.detach())
     torch.testing.assert_close(out["g_loss"], g_expected.detach())
@@ -126,7 +128,8 @@ def test_digits_gan_samples_move_towards_the_data(tmp_path) -> None:
 
     torch.manual_seed(0)
     untrained = GAN(data_shape=(1, 8, 8), latent_dim=32, width=32).eval()
-    result = train("recipes/digits_gan.yaml", [f"output_dir={tmp_path}", "trainer.max_epochs=15", "trainer.progress=off", "callbacks=[]"])
+    # 30 epochs: at 15 the ratio below ranged from 0.35 to 0.79 over seeds 0-3, at 30 from 0.07 to 0.14.
+    result = train("recipes/digits_gan.yaml", [f"output_dir={tmp_path}", "trainer.max_epochs=30", "trainer.progress=off", "callbacks=[]"])
     model = load(result.run_dir).model
     data = build_data("digits", seed=0, val_fraction=0.1, test_fraction=0.2)
     test = torch.stack([data.test[i][0] for i in range(len(data.test))]).flatten(1)

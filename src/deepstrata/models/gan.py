@@ -15,7 +15,10 @@ its features phi(x) as w.phi(x) + embed(y).phi(x), so that every class's evidenc
 the same features by an inner product, a much stronger signal of "is this the requested
 class" than a constant input plane. `aux_classifier_weight` > 0 adds the AC-GAN auxiliary task
 (Odena, Olah & Shlens 2017): a class head on D's features learns to classify real images and
-the generator is also trained to make its samples classified as their requested class.
+the generator is also trained to make its samples classified as their requested class. The
+paper also trains the head on generated images with their requested labels; with
+`aux_on_fakes=False` it learns from real images only, so it cannot learn to accept a poor
+sample as its class and keeps pressing G towards the real class boundaries.
 
 Both players learn in one optimizer step: `objective` returns D's loss, whose gradient reaches
 only D (fakes are detached), plus G's loss computed through a frozen D, whose gradient reaches
@@ -102,6 +105,7 @@ class GAN(GenerativeModel):
         spectral_norm: bool = False,
         conditioning: Conditioning = "concat",
         aux_classifier_weight: float = 0.0,
+        aux_on_fakes: bool = True,
     ):
         super().__init__()
         self.data_shape = tuple(data_shape)
@@ -114,7 +118,7 @@ class GAN(GenerativeModel):
         if aux_classifier_weight < 0 or (aux_classifier_weight and not num_classes):
             raise ValueError(f"GAN aux_classifier_weight must be >= 0 and needs a conditional GAN (num_classes > 0), got {aux_classifier_weight}")
         self.latent_dim, self.num_classes, self.label_smoothing = latent_dim, num_classes, label_smoothing
-        self.conditioning, self.aux_classifier_weight = conditioning, aux_classifier_weight
+        self.conditioning, self.aux_classifier_weight, self.aux_on_fakes = conditioning, aux_classifier_weight, aux_on_fakes
         self.generator = Generator(self.data_shape, latent_dim, width, num_classes)
         projection = num_classes if conditioning == "projection" else 0
         aux = num_classes if aux_classifier_weight else 0
@@ -151,11 +155,14 @@ class GAN(GenerativeModel):
         y = self.check_labels("GAN.objective", y, x.shape[0])
         z = torch.randn(x.shape[0], self.latent_dim, device=x.device)
         fake = self.generate(z, y)
-        (real_logit, real_phi), (fake_logit, fake_phi) = self._d_score(x, y), self._d_score(fake.detach(), y)
+        # One D pass over real and (detached) fake images: D has no batch norm, so this equals two passes.
+        logits, phis = self._d_score(torch.cat([x, fake.detach()]), None if y is None else torch.cat([y, y]))
+        (real_logit, fake_logit), (real_phi, fake_phi) = logits.chunk(2), phis.chunk(2)
         real_target = torch.full_like(real_logit, 1.0 - self.label_smoothing)  # one-sided smoothing
         d_loss = F.binary_cross_entropy_with_logits(real_logit, real_target) + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
         if self.aux_classifier_weight:
-            d_loss = d_loss + self.aux_classifier_weight * (self._aux_loss(real_phi, y) + self._aux_loss(fake_phi, y))
+            aux = self._aux_loss(real_phi, y) + (self._aux_loss(fake_phi, y) if self.aux_on_fakes else 0.0)
+            d_loss = d_loss + self.aux_classifier_weight * aux
         # G's loss through a frozen D: the graph records D's weights as constants, so this term
         # sends gradients to G only. Non-saturating: maximise log D(G(z)).
         params = list(self.discriminator.parameters())
@@ -201,9 +208,11 @@ def cgan(
     spectral_norm: bool = False,
     conditioning: Conditioning = "concat",
     aux_classifier_weight: float = 0.0,
+    aux_on_fakes: bool = True,
 ) -> GAN:
     """Conditional DCGAN (Mirza & Osindero 2014): label to G and D (concat or projection D; optional AC-GAN class head)."""
     return GAN(
         data_shape=input_shape, latent_dim=latent_dim, width=width, num_classes=num_classes, label_smoothing=label_smoothing,
         spectral_norm=spectral_norm, conditioning=conditioning, aux_classifier_weight=aux_classifier_weight,
+        aux_on_fakes=aux_on_fakes,
     )  # fmt: skip
