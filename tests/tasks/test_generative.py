@@ -11,7 +11,7 @@ from deepstrata.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATIVE_RECIPES = sorted(
-    ["mnist_vae", "mnist_cvae", "mnist_cgan", "mnist_ddpm", "mnist_pixelcnn", "digits_realnvp", "moons_realnvp", "moons_ddpm", "digits_autoencoder", "digits_gan"]
+    ["mnist_vae", "mnist_cvae", "mnist_cgan", "mnist_ddpm", "mnist_pixelcnn", "mnist_realnvp", "digits_realnvp", "moons_realnvp", "moons_ddpm", "digits_autoencoder", "digits_gan"]
 )
 
 

@@ -8,6 +8,12 @@ Jacobian is triangular, so log |det| = Σ (1-m)⊙s, and the inverse costs one p
 masks (checkerboard for images, even/odd for vectors) let every dimension change, and ActNorm
 (a per-dimension affine layer initialised from the first batch) keeps activations
 standardised. Discrete images are dequantised with uniform noise and mapped through a logit.
+For images, `coupling="conv"` computes s and t with a small CNN, which shares its weights over
+positions (far fewer parameters than an MLP over all pixels, so it overfits less and learns
+local structure): the first half of the couplings use checkerboard masks at full resolution,
+the second half work on the squeezed image (each 2x2 block becomes 4 channels, a permutation
+with log |det| = 0) and mask half of the channels, as in the paper's multi-scale architecture
+without its factoring-out of dimensions.
 (Dinh, Sohl-Dickstein & Bengio 2017, "Density estimation using Real NVP"; ActNorm from
 Kingma & Dhariwal 2018, Glow.)
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -77,6 +84,78 @@ class AffineCoupling(nn.Module):
         return (y - t) * torch.exp(-s)
 
 
+def squeeze(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, 4C, H/2, W/2): each 2x2 block of a channel becomes 4 channels."""
+    n, c, h, w = x.shape
+    return x.view(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(n, 4 * c, h // 2, w // 2)
+
+
+def unsqueeze(x: torch.Tensor) -> torch.Tensor:
+    """The inverse of `squeeze`."""
+    n, c4, h, w = x.shape
+    c = c4 // 4
+    return x.view(n, c, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, c, 2 * h, 2 * w)
+
+
+class ConvAffineCoupling(nn.Module):
+    """Affine coupling on images: s, t come from a CNN over the kept pixels (and the mask itself).
+
+    Works on the flattened tensor like `AffineCoupling`: it views it as `data_shape`, squeezes
+    it if asked, couples in that layout and flattens back. The CNN gets the mask as one more
+    input channel, so it knows which positions carry information.
+    """
+
+    def __init__(self, data_shape: Sequence[int], mask: torch.Tensor, hidden: int, layers: int, squeezed: bool):
+        super().__init__()
+        self.data_shape, self.squeezed = tuple(data_shape), squeezed
+        self.register_buffer("mask", mask.float().clone())  # own copy (safetensors refuses shared memory); in the working layout, (C', H', W')
+        c = mask.shape[0]
+        body: list[nn.Module] = [nn.Conv2d(c + 1, hidden, 3, padding=1), nn.ReLU()]
+        for _ in range(layers - 1):
+            body += [nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU()]
+        self.net = nn.Sequential(*body, nn.Conv2d(hidden, 2 * c, 3, padding=1))
+        nn.init.zeros_(self.net[-1].weight)  # start as the identity map
+        nn.init.zeros_(self.net[-1].bias)
+        self.scale = nn.Parameter(torch.ones(c, 1, 1))
+
+    def _to_work(self, h: torch.Tensor) -> torch.Tensor:
+        x = h.view(-1, *self.data_shape)
+        return squeeze(x) if self.squeezed else x
+
+    def _to_flat(self, x: torch.Tensor) -> torch.Tensor:
+        return (unsqueeze(x) if self.squeezed else x).flatten(1)
+
+    def _st(self, kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        plane = self.mask[:1].expand(kept.shape[0], 1, *kept.shape[2:])
+        raw_s, t = self.net(torch.cat([kept, plane], dim=1)).chunk(2, dim=1)
+        free = 1.0 - self.mask
+        return self.scale * torch.tanh(raw_s) * free, t * free
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self._to_work(h)
+        s, t = self._st(x * self.mask)
+        return self._to_flat(x * torch.exp(s) + t), s.flatten(1).sum(dim=1)
+
+    def inverse(self, h: torch.Tensor) -> torch.Tensor:
+        y = self._to_work(h)
+        s, t = self._st(y * self.mask)
+        return self._to_flat((y - t) * torch.exp(-s))
+
+
+def conv_coupling_plan(data_shape: Sequence[int], count: int) -> list[tuple[torch.Tensor, bool]]:
+    """(mask, squeezed) per coupling: checkerboards at full size, then alternating channel halves of the squeezed image."""
+    c, h, w = data_shape
+    if h % 2 or w % 2:
+        raise ValueError(f"RealNVP coupling='conv' squeezes 2x2 blocks, so height and width must be even, got data shape {tuple(data_shape)}")
+    board = ((torch.arange(h).view(-1, 1) + torch.arange(w).view(1, -1)) % 2).expand(c, h, w)
+    half = torch.zeros(4 * c, h // 2, w // 2)
+    half[: 2 * c] = 1  # squeeze orders each 2x2 block as (top-left, top-right, bottom-left, bottom-right)
+    first = (count + 1) // 2
+    plan = [(board if i % 2 == 0 else 1 - board, False) for i in range(first)]
+    plan += [(half if i % 2 == 0 else 1 - half, True) for i in range(count - first)]
+    return plan
+
+
 def coupling_masks(data_shape: Sequence[int], count: int) -> list[torch.Tensor]:
     """Flattened alternating masks: checkerboard for (C, H, W) images, even/odd dims for vectors."""
     if len(data_shape) == 3:
@@ -90,14 +169,32 @@ def coupling_masks(data_shape: Sequence[int], count: int) -> list[torch.Tensor]:
 class RealNVP(GenerativeModel):
     """x -> [logit] -> (ActNorm -> AffineCoupling) x K -> z ~ N(0, I), on flattened inputs."""
 
-    def __init__(self, *, data_shape: Sequence[int], num_couplings: int = 8, hidden: int = 256, layers: int = 2, num_levels: int = 0, alpha: float = 0.05):
+    def __init__(
+        self,
+        *,
+        data_shape: Sequence[int],
+        num_couplings: int = 8,
+        hidden: int = 256,
+        layers: int = 2,
+        num_levels: int = 0,
+        alpha: float = 0.05,
+        coupling: Literal["mlp", "conv"] = "mlp",
+    ):
         super().__init__()
         self.data_shape = tuple(data_shape)
         self.num_levels = num_levels  # > 0: data are k / (num_levels - 1), dequantised and logit-mapped
         self.alpha = alpha
         d = self.num_dims
         self.norms = nn.ModuleList(ActNorm(d) for _ in range(num_couplings))
-        self.couplings = nn.ModuleList(AffineCoupling(m, hidden, layers) for m in coupling_masks(self.data_shape, num_couplings))
+        if coupling == "mlp":
+            self.couplings = nn.ModuleList(AffineCoupling(m, hidden, layers) for m in coupling_masks(self.data_shape, num_couplings))
+        elif coupling == "conv":
+            if len(self.data_shape) != 3:
+                raise ValueError(f"RealNVP coupling='conv' needs (C, H, W) images, got data shape {self.data_shape}; use coupling='mlp' for vectors")
+            plan = conv_coupling_plan(self.data_shape, num_couplings)
+            self.couplings = nn.ModuleList(ConvAffineCoupling(self.data_shape, m, hidden, layers, sq) for m, sq in plan)
+        else:
+            raise ValueError(f"RealNVP coupling must be 'mlp' or 'conv', got {coupling!r}")
 
     # ------------------------------------------------------------ x <-> z
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,6 +258,15 @@ class RealNVP(GenerativeModel):
 
 
 @register_model("realnvp", example={"input_shape": [2], "kwargs": {"input_shape": [2], "num_couplings": 4, "hidden": 16}})
-def realnvp(*, input_shape: list[int], num_couplings: int = 8, hidden: int = 256, layers: int = 2, num_levels: int = 0, alpha: float = 0.05) -> RealNVP:
-    """RealNVP flow: ActNorm + affine couplings with alternating masks; exact log-likelihood."""
-    return RealNVP(data_shape=input_shape, num_couplings=num_couplings, hidden=hidden, layers=layers, num_levels=num_levels, alpha=alpha)
+def realnvp(
+    *,
+    input_shape: list[int],
+    num_couplings: int = 8,
+    hidden: int = 256,
+    layers: int = 2,
+    num_levels: int = 0,
+    alpha: float = 0.05,
+    coupling: Literal["mlp", "conv"] = "mlp",
+) -> RealNVP:
+    """RealNVP flow: ActNorm + affine couplings (MLP, or CNN for images) with alternating masks; exact log-likelihood."""
+    return RealNVP(data_shape=input_shape, num_couplings=num_couplings, hidden=hidden, layers=layers, num_levels=num_levels, alpha=alpha, coupling=coupling)
