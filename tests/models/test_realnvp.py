@@ -10,10 +10,10 @@ import torch
 from deepstrata.models.realnvp import RealNVP, conv_coupling_plan, coupling_masks, squeeze, unsqueeze
 
 
-def _random_flow(data_shape, num_levels=0, seed=0, coupling="mlp") -> RealNVP:
+def _random_flow(data_shape, num_levels=0, seed=0, coupling="mlp", squeeze_first=False) -> RealNVP:
     """A flow with non-trivial couplings and initialised ActNorm (the zero-init identity would prove nothing)."""
     torch.manual_seed(seed)
-    flow = RealNVP(data_shape=data_shape, num_couplings=4, hidden=16, layers=2, num_levels=num_levels, coupling=coupling).double()
+    flow = RealNVP(data_shape=data_shape, num_couplings=4, hidden=16, layers=2, num_levels=num_levels, coupling=coupling, squeeze_first=squeeze_first).double()
     with torch.no_grad():
         for c in flow.couplings:
             c.net[-1].weight.normal_(0, 0.5)
@@ -24,18 +24,18 @@ def _random_flow(data_shape, num_levels=0, seed=0, coupling="mlp") -> RealNVP:
     return flow.eval()
 
 
-@pytest.mark.parametrize("shape,levels,coupling", [((4,), 0, "mlp"), ((1, 4, 4), 0, "mlp"), ((1, 4, 4), 17, "mlp"), ((1, 4, 4), 17, "conv"), ((2, 4, 6), 0, "conv")])
+@pytest.mark.parametrize("shape,levels,coupling", [((4,), 0, "mlp"), ((1, 4, 4), 0, "mlp"), ((1, 4, 4), 17, "mlp"), ((1, 4, 4), 17, "conv"), ((2, 4, 6), 0, "conv"), ((1, 4, 4), 17, "conv_squeeze_first")])
 def test_inverse_of_forward_is_identity(shape, levels, coupling) -> None:
-    flow = _random_flow(shape, levels, coupling=coupling)
+    flow = _random_flow(shape, levels, coupling=coupling.removesuffix("_squeeze_first"), squeeze_first=coupling.endswith("squeeze_first"))
     x = torch.rand(16, *shape, dtype=torch.float64) * 0.8 + 0.1
     z, _ = flow(x)
     torch.testing.assert_close(flow.inverse(z), x, rtol=0, atol=1e-5)
     assert (z - x.flatten(1)).abs().max() > 0.1  # the flow is not the identity
 
 
-@pytest.mark.parametrize("shape,levels,coupling", [((4,), 0, "mlp"), ((1, 2, 2), 0, "mlp"), ((1, 2, 3), 5, "mlp"), ((1, 4, 4), 5, "conv"), ((2, 2, 4), 0, "conv")])
+@pytest.mark.parametrize("shape,levels,coupling", [((4,), 0, "mlp"), ((1, 2, 2), 0, "mlp"), ((1, 2, 3), 5, "mlp"), ((1, 4, 4), 5, "conv"), ((2, 2, 4), 0, "conv"), ((1, 4, 4), 5, "conv_squeeze_first")])
 def test_log_determinant_matches_autograd_jacobian(shape, levels, coupling) -> None:
-    flow = _random_flow(shape, levels, coupling=coupling)
+    flow = _random_flow(shape, levels, coupling=coupling.removesuffix("_squeeze_first"), squeeze_first=coupling.endswith("squeeze_first"))
     x = torch.rand(3, *shape, dtype=torch.float64) * 0.8 + 0.1
     _, logdet = flow(x)
     for i in range(x.shape[0]):
@@ -68,6 +68,10 @@ def test_conv_plan_alternates_checkerboards_then_channel_halves() -> None:
     assert plan[2][0][:, 0, 0].tolist() == [1, 1, 0, 0]  # half of each 2x2 block is kept
     with pytest.raises(ValueError, match="height and width must be even"):
         conv_coupling_plan((1, 3, 4), 2)
+    early = conv_coupling_plan((1, 4, 4), 4, squeeze_first=True)
+    assert [sq for _, sq in early] == [True, True, True, True]
+    assert early[0][0].shape == (4, 2, 2) and early[0][0][:, 0, 0].tolist() == [0, 0, 0, 0]  # whole blocks
+    assert torch.equal(early[0][0] + early[1][0], torch.ones(4, 2, 2))
 
 
 def test_conv_flow_round_trips_through_safetensors(tmp_path) -> None:
@@ -89,6 +93,8 @@ def test_conv_flow_round_trips_through_safetensors(tmp_path) -> None:
 def test_conv_coupling_needs_images() -> None:
     with pytest.raises(ValueError, match=r"coupling='conv' needs \(C, H, W\) images"):
         RealNVP(data_shape=(4,), coupling="conv")
+    with pytest.raises(ValueError, match="squeeze_first needs coupling='conv'"):
+        RealNVP(data_shape=(1, 4, 4), squeeze_first=True)
 
 
 def test_log_prob_of_identity_flow_is_standard_normal() -> None:

@@ -84,6 +84,11 @@ class AffineCoupling(nn.Module):
         return (y - t) * torch.exp(-s)
 
 
+def checkerboard(h: int, w: int) -> torch.Tensor:
+    """(h, w) tensor of 0/1 alternating along rows and columns, 0 at the top left."""
+    return (torch.arange(h).view(-1, 1) + torch.arange(w).view(1, -1)) % 2
+
+
 def squeeze(x: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) -> (N, 4C, H/2, W/2): each 2x2 block of a channel becomes 4 channels."""
     n, c, h, w = x.shape
@@ -142,16 +147,22 @@ class ConvAffineCoupling(nn.Module):
         return self._to_flat((y - t) * torch.exp(-s))
 
 
-def conv_coupling_plan(data_shape: Sequence[int], count: int) -> list[tuple[torch.Tensor, bool]]:
-    """(mask, squeezed) per coupling: checkerboards at full size, then alternating channel halves of the squeezed image."""
+def conv_coupling_plan(data_shape: Sequence[int], count: int, squeeze_first: bool = False) -> list[tuple[torch.Tensor, bool]]:
+    """(mask, squeezed) per coupling: alternating checkerboards, then alternating channel halves of the squeezed image.
+
+    The checkerboards work at full size, or with `squeeze_first` on the squeezed image too (a
+    checkerboard over its 2x2 blocks, every channel of a block kept or free together), which
+    makes every coupling's CNN run on a quarter of the positions.
+    """
     c, h, w = data_shape
     if h % 2 or w % 2:
         raise ValueError(f"RealNVP coupling='conv' squeezes 2x2 blocks, so height and width must be even, got data shape {tuple(data_shape)}")
-    board = ((torch.arange(h).view(-1, 1) + torch.arange(w).view(1, -1)) % 2).expand(c, h, w)
+    bh, bw, bc = (h // 2, w // 2, 4 * c) if squeeze_first else (h, w, c)
+    board = checkerboard(bh, bw).expand(bc, bh, bw)
     half = torch.zeros(4 * c, h // 2, w // 2)
-    half[: 2 * c] = 1  # squeeze orders each 2x2 block as (top-left, top-right, bottom-left, bottom-right)
+    half[: 2 * c] = 1  # the first half of the squeezed channels (one input channel: the top row of every 2x2 block)
     first = (count + 1) // 2
-    plan = [(board if i % 2 == 0 else 1 - board, False) for i in range(first)]
+    plan = [(board if i % 2 == 0 else 1 - board, squeeze_first) for i in range(first)]
     plan += [(half if i % 2 == 0 else 1 - half, True) for i in range(count - first)]
     return plan
 
@@ -160,7 +171,7 @@ def coupling_masks(data_shape: Sequence[int], count: int) -> list[torch.Tensor]:
     """Flattened alternating masks: checkerboard for (C, H, W) images, even/odd dims for vectors."""
     if len(data_shape) == 3:
         c, h, w = data_shape
-        base = ((torch.arange(h).view(-1, 1) + torch.arange(w).view(1, -1)) % 2).expand(c, h, w).flatten()
+        base = checkerboard(h, w).expand(c, h, w).flatten()
     else:
         base = torch.arange(math.prod(data_shape)) % 2
     return [base if i % 2 == 0 else 1 - base for i in range(count)]
@@ -179,6 +190,7 @@ class RealNVP(GenerativeModel):
         num_levels: int = 0,
         alpha: float = 0.05,
         coupling: Literal["mlp", "conv"] = "mlp",
+        squeeze_first: bool = False,
     ):
         super().__init__()
         self.data_shape = tuple(data_shape)
@@ -191,10 +203,12 @@ class RealNVP(GenerativeModel):
         elif coupling == "conv":
             if len(self.data_shape) != 3:
                 raise ValueError(f"RealNVP coupling='conv' needs (C, H, W) images, got data shape {self.data_shape}; use coupling='mlp' for vectors")
-            plan = conv_coupling_plan(self.data_shape, num_couplings)
+            plan = conv_coupling_plan(self.data_shape, num_couplings, squeeze_first)
             self.couplings = nn.ModuleList(ConvAffineCoupling(self.data_shape, m, hidden, layers, sq) for m, sq in plan)
         else:
             raise ValueError(f"RealNVP coupling must be 'mlp' or 'conv', got {coupling!r}")
+        if squeeze_first and coupling != "conv":
+            raise ValueError("RealNVP squeeze_first needs coupling='conv'")
 
     # ------------------------------------------------------------ x <-> z
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -267,6 +281,7 @@ def realnvp(
     num_levels: int = 0,
     alpha: float = 0.05,
     coupling: Literal["mlp", "conv"] = "mlp",
+    squeeze_first: bool = False,
 ) -> RealNVP:
     """RealNVP flow: ActNorm + affine couplings (MLP, or CNN for images) with alternating masks; exact log-likelihood."""
-    return RealNVP(data_shape=input_shape, num_couplings=num_couplings, hidden=hidden, layers=layers, num_levels=num_levels, alpha=alpha, coupling=coupling)
+    return RealNVP(data_shape=input_shape, num_couplings=num_couplings, hidden=hidden, layers=layers, num_levels=num_levels, alpha=alpha, coupling=coupling, squeeze_first=squeeze_first)
