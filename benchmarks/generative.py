@@ -72,37 +72,6 @@ def _train(recipe: str, overrides: list[str], out: str) -> tuple[Any, dict[str, 
     return result, info
 
 
-def _bernoulli_baseline(train_x: Any, test_x: Any) -> float:
-    p = train_x.mean(0).clamp(1e-4, 1 - 1e-4)
-    return float(-(test_x * p.log() + (1 - test_x) * (1 - p).log()).flatten(1).sum(1).mean())
-
-
-def _independent_pixel_baselines(train: Any, test: Any, levels: int) -> dict[str, float]:
-    """Bits/dim on test of two models that treat pixels as independent, both fitted on train.
-
-    train, test: (N, D) images with values k / (levels - 1). "gaussian" is the issue's trivial
-    baseline for a dequantised flow: a per-pixel normal density on u = (k + noise) / levels,
-    scored with the same bound as the flow (-log p(u) + log levels per pixel). "histogram" is the
-    best that any independent-pixel model can do on the discrete values: a Laplace-smoothed
-    levels-bin histogram per pixel.
-    """
-    import torch
-
-    gen = torch.Generator().manual_seed(0)
-    k_train, k_test = (train * (levels - 1)).round(), (test * (levels - 1)).round()
-    u_train = (k_train + torch.rand(k_train.shape, generator=gen)) / levels
-    u_test = (k_test + torch.rand(k_test.shape, generator=gen)) / levels
-    dims = train.shape[1]
-    normal = torch.distributions.Normal(u_train.mean(0), u_train.std(0))
-    gauss_nats = -normal.log_prob(u_test).sum(1).mean() + dims * math.log(levels)
-    counts = torch.ones(dims, levels)  # Laplace smoothing
-    counts.scatter_add_(1, k_train.long().T, torch.ones_like(k_train.T))
-    logp = (counts / counts.sum(1, keepdim=True)).log()
-    hist_nats = -logp.gather(1, k_test.long().T).sum(0).mean()
-    to_bits = dims * math.log(2)
-    return {"gaussian": float(gauss_nats / to_bits), "histogram": float(hist_nats / to_bits)}
-
-
 def _epochs_done(result: Any) -> int:
     from deepstrata.training.callbacks.metrics_logger import read_metrics
 
@@ -185,11 +154,12 @@ def bench_mnist_likelihood(name: str, recipe: str, published: str, out: str, jud
 
     from deepstrata.api import load
     from deepstrata.data.binarized_mnist import binarized_mnist
+    from deepstrata.metrics.pixel_baselines import bernoulli_nll
 
     overrides = ["data.limit=2000"] + (["model.channels=8", "model.num_blocks=1"] if name == "pixelcnn" else []) if SMOKE else []
     result, info = _train(recipe, overrides, out)
     data = binarized_mnist(limit=2000 if SMOKE else None)
-    baseline = _bernoulli_baseline(data.x, data.test_x)
+    baseline = bernoulli_nll(data.x, data.test_x)
     nats = result.metrics["test/loss"]
     label = "negative ELBO" if name == "vae" else "NLL"
     # PixelCNN samples pixel by pixel (784 passes of the network), so it gets fewer samples.
@@ -243,16 +213,17 @@ def _flow_figures(dataset: str, result: Any, info: dict[str, Any], levels: int, 
     import torch
 
     from deepstrata.data.base import build_data
+    from deepstrata.metrics.pixel_baselines import gaussian_bits_per_dim, histogram_bits_per_dim
 
     data = build_data(dataset, seed=0, val_fraction=0.05 if dataset == "mnist" else 0.1, test_fraction=0.2)  # the recipes' splits (MNIST: official test set)
-    stack = lambda split: torch.stack([split[i][0] for i in range(len(split))]).flatten(1)  # noqa: E731
-    base = _independent_pixel_baselines(stack(data.train), stack(data.test), levels)
+    train, test = (torch.stack([split[i][0] for i in range(len(split))]) for split in (data.train, data.test))
+    gaussian = gaussian_bits_per_dim(train, test, levels, generator=torch.Generator().manual_seed(0))
     name = "MNIST" if dataset == "mnist" else dataset
     return [
         {"name": f"{name} RealNVP test bits/dim", "value": result.metrics["test/bits_per_dim"], "unit": "bits/dim",
          "note": f"dequantised {levels} levels, upper bound; fit {info['fit_time_s']:.0f} s, {_epochs_done(result)} epochs, {THREADS} thread(s){'; ' + published if published else ''}"},
-        {"name": f"{name} independent per-pixel Gaussian (trivial baseline)", "value": base["gaussian"], "unit": "bits/dim", "note": "fitted on dequantised train pixels, same bound"},
-        {"name": f"{name} independent per-pixel histogram (baseline)", "value": base["histogram"], "unit": "bits/dim", "note": f"{levels}-level histogram per pixel fitted on train: the best independent-pixel model"},
+        {"name": f"{name} independent per-pixel Gaussian (trivial baseline)", "value": gaussian, "unit": "bits/dim", "note": "fitted on dequantised train pixels, same bound"},
+        {"name": f"{name} independent per-pixel histogram (baseline)", "value": histogram_bits_per_dim(train, test, levels), "unit": "bits/dim", "note": f"{levels}-level histogram per pixel fitted on train: the best independent-pixel model"},
         {"name": f"{name} uniform (baseline)", "value": math.log2(levels), "unit": "bits/dim", "note": ""},
     ]  # fmt: skip
 

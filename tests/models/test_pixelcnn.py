@@ -59,6 +59,7 @@ def test_digits_pixelcnn_beats_independent_pixels(tmp_path) -> None:
     """
     from deepstrata.api import train
     from deepstrata.data.base import build_data
+    from deepstrata.metrics.pixel_baselines import bernoulli_nll
 
     result = train(
         {
@@ -70,8 +71,7 @@ def test_digits_pixelcnn_beats_independent_pixels(tmp_path) -> None:
         }  # fmt: skip
     )
     data = build_data("digits", seed=0, val_fraction=0.1, test_fraction=0.2)
-    p = torch.stack([data.train[i][0] for i in range(len(data.train))]).mean(0).clamp(1e-3, 1 - 1e-3)
     gen = torch.Generator().manual_seed(0)
     test = torch.bernoulli(torch.stack([data.test[i][0] for i in range(len(data.test))]), generator=gen)
-    baseline = float(-(test * p.log() + (1 - test) * (1 - p).log()).flatten(1).sum(1).mean())
+    baseline = bernoulli_nll(torch.stack([data.train[i][0] for i in range(len(data.train))]), test, eps=1e-3)
     assert result.metrics["test/loss"] < baseline - 1.5, (result.metrics, baseline)
