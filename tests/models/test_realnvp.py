@@ -8,10 +8,13 @@ import torch
 from deepstrata.models.realnvp import RealNVP, conv_coupling_plan, coupling_masks, squeeze, unsqueeze
 
 
-def _random_flow(data_shape, num_levels=0, seed=0, coupling="mlp", squeeze_first=False) -> RealNVP:
+MLP, CONV, CONV_SQUEEZED = {}, {"coupling": "conv"}, {"coupling": "conv", "squeeze_first": True}
+
+
+def _random_flow(data_shape, num_levels=0, seed=0, **layout) -> RealNVP:
     """A flow with non-trivial couplings and initialised ActNorm (the zero-init identity would prove nothing)."""
     torch.manual_seed(seed)
-    flow = RealNVP(data_shape=data_shape, num_couplings=4, hidden=16, layers=2, num_levels=num_levels, coupling=coupling, squeeze_first=squeeze_first).double()
+    flow = RealNVP(data_shape=data_shape, num_couplings=4, hidden=16, layers=2, num_levels=num_levels, **layout).double()
     with torch.no_grad():
         for c in flow.couplings:
             c.net[-1].weight.normal_(0, 0.5)
@@ -22,18 +25,18 @@ def _random_flow(data_shape, num_levels=0, seed=0, coupling="mlp", squeeze_first
     return flow.eval()
 
 
-@pytest.mark.parametrize("shape,levels,coupling", [((4,), 0, "mlp"), ((1, 4, 4), 0, "mlp"), ((1, 4, 4), 17, "mlp"), ((1, 4, 4), 17, "conv"), ((2, 4, 6), 0, "conv"), ((1, 4, 4), 17, "conv_squeeze_first")])
-def test_inverse_of_forward_is_identity(shape, levels, coupling) -> None:
-    flow = _random_flow(shape, levels, coupling=coupling.removesuffix("_squeeze_first"), squeeze_first=coupling.endswith("squeeze_first"))
+@pytest.mark.parametrize("shape,levels,layout", [((4,), 0, MLP), ((1, 4, 4), 0, MLP), ((1, 4, 4), 17, MLP), ((1, 4, 4), 17, CONV), ((2, 4, 6), 0, CONV), ((1, 4, 4), 17, CONV_SQUEEZED)])
+def test_inverse_of_forward_is_identity(shape, levels, layout) -> None:
+    flow = _random_flow(shape, levels, **layout)
     x = torch.rand(16, *shape, dtype=torch.float64) * 0.8 + 0.1
     z, _ = flow(x)
     torch.testing.assert_close(flow.inverse(z), x, rtol=0, atol=1e-5)
     assert (z - x.flatten(1)).abs().max() > 0.1  # the flow is not the identity
 
 
-@pytest.mark.parametrize("shape,levels,coupling", [((4,), 0, "mlp"), ((1, 2, 2), 0, "mlp"), ((1, 2, 3), 5, "mlp"), ((1, 4, 4), 5, "conv"), ((2, 2, 4), 0, "conv"), ((1, 4, 4), 5, "conv_squeeze_first")])
-def test_log_determinant_matches_autograd_jacobian(shape, levels, coupling) -> None:
-    flow = _random_flow(shape, levels, coupling=coupling.removesuffix("_squeeze_first"), squeeze_first=coupling.endswith("squeeze_first"))
+@pytest.mark.parametrize("shape,levels,layout", [((4,), 0, MLP), ((1, 2, 2), 0, MLP), ((1, 2, 3), 5, MLP), ((1, 4, 4), 5, CONV), ((2, 2, 4), 0, CONV), ((1, 4, 4), 5, CONV_SQUEEZED)])
+def test_log_determinant_matches_autograd_jacobian(shape, levels, layout) -> None:
+    flow = _random_flow(shape, levels, **layout)
     x = torch.rand(3, *shape, dtype=torch.float64) * 0.8 + 0.1
     _, logdet = flow(x)
     for i in range(x.shape[0]):
