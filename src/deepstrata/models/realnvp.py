@@ -156,7 +156,7 @@ def conv_coupling_plan(data_shape: Sequence[int], count: int, squeeze_first: boo
     """
     c, h, w = data_shape
     if h % 2 or w % 2:
-        raise ValueError(f"RealNVP coupling='conv' squeezes 2x2 blocks, so height and width must be even, got data shape {tuple(data_shape)}")
+        raise ValueError(f"RealNVP coupling='conv' squeezes 2x2 blocks, so height and width must be even, got data shape {tuple(data_shape)}; pad or crop the images to even sizes, or use coupling='mlp'")
     bh, bw, bc = (h // 2, w // 2, 4 * c) if squeeze_first else (h, w, c)
     board = checkerboard(bh, bw).expand(bc, bh, bw)
     half = torch.zeros(4 * c, h // 2, w // 2)
