@@ -5,6 +5,7 @@
     import deepstrata as ds
     result = ds.train("recipes/digits_cnn.yaml", ["trainer.max_epochs=5"])
     predictor = ds.load(result.run_dir)
+    run = ds.Run.open(result.run_dir)      # a finished run: recipe, model, split, tools, lineage
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("train", "evaluate", "load", "create", "finetune", "Predictor", "RunResult")
+_API = ("train", "evaluate", "load", "create", "finetune", "apply", "open_run", "Run", "Predictor", "RunResult")
 
 
 def __getattr__(name: str) -> Any:

@@ -4,7 +4,8 @@ Problem: a saved model is useless to a user who must remember how its inputs wer
 shaped and tokenised during training.
 Idea: `model.json` records the input spec (shape, scale, per-feature mean/std, replayed
 transforms, vocabulary); the Predictor maps raw inputs (arrays, image files, text) through
-it, runs the model, and returns readable predictions (class names, probabilities, text).
+it and hands the model inputs to the run's task, which owns what an output means and returns
+readable predictions (class names, probabilities, values, text).
 """
 
 from __future__ import annotations
@@ -20,14 +21,20 @@ from deepstrata.errors import UserError
 
 
 class Predictor:
-    """A loaded model plus the input preprocessing it was trained with."""
+    """A loaded model plus the input preprocessing it was trained with; the task reads the outputs."""
 
     def __init__(self, model: torch.nn.Module, spec: dict[str, Any]):
+        from deepstrata.tasks.base import task_class
+
         self.model = model.eval()
         self.spec = spec
         self.input_spec = spec.get("input_spec", {})
         self.class_names = spec.get("class_names")
-        self.task = spec.get("task", "classification")
+        task = spec.get("task") or "classification"
+        self.task_name = task.get("name") if isinstance(task, dict) else str(task)
+        # The task turns model outputs into readable rows (labels, values, text), so the
+        # Predictor, the report and a server never test which task this is.
+        self.task = task_class(self.task_name).for_inference(self.model, spec).eval()
 
     def preprocess(self, raw: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Raw inputs (as the dataset stores them, e.g. 0..16 grey levels) -> model inputs (N, *shape)."""
@@ -52,66 +59,35 @@ class Predictor:
         return x
 
     @torch.no_grad()
-    def predict(self, raw: np.ndarray | torch.Tensor) -> list[dict[str, Any]]:
-        """One dict per input: {"label", "class_name", "probability"} or {"value"}."""
-        if self.task == "generative":
-            raise UserError("this run is a generative model: it samples rather than predicts; use `strata sample RUN_DIR --n 16`")
-        if self.task == "seq2seq":
-            raise UserError("this run maps text to text: pass the texts themselves, e.g. `strata predict RUN_DIR \"3 March 1987\"`")
-        x = self.preprocess(raw)
-        out = self.model(x)
-        if self.task != "classification":
-            return [{"value": v.tolist()} for v in out]
-        probs = torch.softmax(out, dim=1)
-        conf, label = probs.max(dim=1)
-        names = self.class_names or [str(i) for i in range(probs.shape[1])]
-        return [{"label": int(i), "class_name": names[int(i)], "probability": float(p)} for i, p in zip(label, conf)]
+    def predict(self, raw: np.ndarray | torch.Tensor, *, top_k: int = 1) -> list[dict[str, Any]]:
+        """One dict per input: {"label", "class_name", "probability"} or {"value"}, as the task reads it."""
+        if self.task.reads != "arrays":
+            raise UserError(self.task.predict_hint)
+        if top_k < 1:
+            raise UserError(f"top_k must be at least 1, got {top_k}")
+        return self.task.predict_rows(self.preprocess(raw), class_names=self.class_names, top_k=top_k)
 
     @torch.no_grad()
     def predict_text(self, texts: Sequence[str]) -> list[dict[str, Any]]:
-        """Seq2seq runs on characters: each text -> {"output": decoded text}, with the run's saved vocabulary."""
-        from deepstrata.tasks.seq2seq import greedy_decode
+        """Text-reading runs (seq2seq on characters): each text -> {"output": decoded text}."""
+        return self.task.predict_text(list(texts))
 
-        spec = self.input_spec
-        vocab = spec.get("vocab")
-        if self.task != "seq2seq" or not vocab or spec.get("tokens") != "characters":
-            raise UserError(f"text input needs a seq2seq run on characters; this run's task is '{self.task}'")
-        index = {c: i for i, c in enumerate(vocab)}
-        length, pad = int(spec["max_source_len"]), int(spec["pad_id"])
-        rows = []
-        for text in texts:
-            if not 0 < len(text) <= length:
-                raise UserError(f"input '{text}' has {len(text)} characters; this model reads 1 to {length}")
-            ids = [index.get(c, int(spec["unk_id"])) for c in text]
-            rows.append(ids + [pad] * (length - len(ids)))
-        tokens, _ = greedy_decode(
-            self.model, torch.tensor(rows), max_len=int(spec["max_target_len"]) - 1, bos_id=int(spec["bos_id"]), eos_id=int(spec["eos_id"]), pad_id=pad
-        )
-        specials = {pad, int(spec["bos_id"])}
-        outputs = []
-        for row in tokens.tolist():
-            chars = []
-            for t in row:
-                if t == int(spec["eos_id"]):
-                    break
-                if t not in specials:
-                    chars.append(vocab[t])
-            outputs.append({"output": "".join(chars)})
-        return outputs
-
-    def predict_files(self, paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    def predict_files(self, paths: Sequence[str | Path], *, top_k: int = 1) -> list[dict[str, Any]]:
         """Predict from .npy arrays or image files (converted to grey, resized to the input size).
 
         For a seq2seq run on characters each argument is the input text itself ("3 March 1987").
         """
-        if self.task == "seq2seq":
+        if self.task.reads == "text":
             texts = [str(p) for p in paths]
             return [{"input": t, **r} for t, r in zip(texts, self.predict_text(texts))]
+        if self.task.reads != "arrays":
+            raise UserError(self.task.predict_hint)
         results = []
         for path in paths:
-            raw = self.read_input(Path(path))
-            for r in self.predict(raw):
-                results.append({"input": str(path), **r})
+            rows = self.predict(self.read_input(Path(path)), top_k=top_k)
+            for i, r in enumerate(rows):
+                # Several rows of one array carry their index, so identical labels stay traceable.
+                results.append({"input": str(path), **({"row": i} if len(rows) > 1 else {}), **r})
         return results
 
     def read_input(self, path: Path) -> np.ndarray:

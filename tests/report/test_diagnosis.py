@@ -68,10 +68,10 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_recipe_built_for_each_case_is_diagnosed_so_and_reported(case, tmp_path):
     from deepstrata import api
-    from deepstrata.report.html import RunRecord
+    from deepstrata.run.run import Run
 
     result = api.train(_recipe(tmp_path), CASES[case])
-    run = RunRecord.read(result.run_dir)
+    run = Run.open(result.run_dir)
     d = diagnose(run.scope("epoch"), run.scope("step"))
     assert d.case == case, d.evidence
     page = (result.run_dir / "report.html").read_text()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from deepstrata.report.html import RunRecord
 from deepstrata.report.sections.transfer import learning_rules, transfer
+
+from deepstrata.run.run import Run
 from tests.conftest import TINY_RECIPE
 
 TINY = {**TINY_RECIPE, "trainer": {**TINY_RECIPE["trainer"], "max_epochs": 1, "num_threads": 1}}
@@ -27,20 +27,20 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_section_shows_source_strategy_rules_and_both_test_metrics(runs: tuple[Path, Path]) -> None:
     source, tuned = runs
-    section = transfer(RunRecord.read(tuned))
+    section = transfer(Run.open(tuned))
     assert section is not None
     assert str(source) in section.html and "small_cnn trained on digits" in section.html
     assert "<code>feature_extraction</code>" in section.html
     assert "<td>head.*</td><td>LR 0.001</td>" in section.html and "<td>*</td><td>frozen</td>" in section.html
     assert "frozen_norm_eval" in section.html
-    source_acc = RunRecord.read(source).test_metrics["test/accuracy"]
-    tuned_acc = RunRecord.read(tuned).test_metrics["test/accuracy"]
+    source_acc = Run.open(source).test_metrics["test/accuracy"]
+    tuned_acc = Run.open(tuned).test_metrics["test/accuracy"]
     assert f"<td>test/accuracy</td><td>{source_acc:.4f}</td><td>{tuned_acc:.4f}</td>" in section.html
     assert "Transfer: pretrained weights and what learnt" in (tuned / "report.html").read_text()  # train wrote it
 
 
 def test_section_is_absent_from_a_run_without_pretrained_weights(runs: tuple[Path, Path]) -> None:
-    assert transfer(RunRecord.read(runs[0])) is None  # the source trained from scratch
+    assert transfer(Run.open(runs[0])) is None  # the source trained from scratch
 
 
 def test_a_deleted_source_is_named_as_such(runs: tuple[Path, Path], tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_a_deleted_source_is_named_as_such(runs: tuple[Path, Path], tmp_path: Pa
     moved = shutil.copytree(tuned, tmp_path / "tuned")
     config = (moved / "config.yaml").read_text().replace(str(source), str(tmp_path / "gone"))
     (moved / "config.yaml").write_text(config)
-    section = transfer(RunRecord.read(moved))
+    section = transfer(Run.open(moved))
     assert section is not None and "(no longer on disk)" in section.html and "<td>test/accuracy</td><td>-</td>" in section.html
 
 

@@ -48,7 +48,7 @@ def test_graph_batch_rejects_missing_parts() -> None:
 
 def train_recipe(recipe_file: str, overrides: list[str]) -> dict[str, float]:
     """Train a recipe's experiment with the plain loop (no run directory): the cheap way to repeat seeds."""
-    from deepstrata.api import torch_threads
+    from deepstrata.training.environment import torch_threads
 
     recipe = load_recipe(RECIPES / recipe_file, overrides)
     with torch_threads(1):  # full-graph steps on small graphs: a second thread only adds synchronisation

@@ -49,14 +49,14 @@ def _arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
     return x.reshape(len(x), -1).double().numpy(), y.numpy()
 
 
-def _models(task: str, n_train: int, seed: int) -> dict[str, Any]:
+def _models(classification: bool, n_train: int, seed: int) -> dict[str, Any]:
     from sklearn import ensemble, linear_model, neighbors, pipeline, preprocessing, svm
 
     def scaled(model: Any) -> Any:  # linear models, SVMs and k-NN need standardised features
         return pipeline.make_pipeline(preprocessing.StandardScaler(), model)
 
     k = min(5, max(1, n_train - 1))
-    if task == "classification":
+    if classification:
         return {
             "logistic_regression": scaled(linear_model.LogisticRegression(max_iter=2000)),
             "random_forest": ensemble.RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1),
@@ -74,41 +74,42 @@ def _models(task: str, n_train: int, seed: int) -> dict[str, Any]:
 
 
 def fit_baselines(
-    recipe: str | Path | Mapping[str, Any], overrides: Sequence[str] = (), *, models: Sequence[str] | None = None, n_threads: int = 1
+    recipe: str | Path | Mapping[str, Any] | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    run: Any = None,
+    models: Sequence[str] | None = None,
+    n_threads: int = 1,
 ) -> tuple[list[BaselineResult], dict[str, Any]]:
-    """Fit the classical baselines on the recipe's train split and score them on its test split.
+    """Fit the classical baselines on a recipe's (or a finished run's) train split; score them on its test split.
 
-    The split is built by `deepstrata.data.base.build_data` with exactly the arguments
-    `deepstrata.experiment.build_experiment` passes, so it is the one `strata train` uses for
-    the same recipe and seed (the recipe's model is not built: baselines do not need it).
-    Models are fitted with one BLAS/OpenMP thread (`n_threads`) so fit times are comparable.
-    Returns (results, split description).
+    With `run` (a `deepstrata.Run`), the split is the run's own, rebuilt and checked against the
+    hashes in its run.json. With a recipe, it is built by `deepstrata.data.base.build_data` with
+    exactly the arguments `deepstrata.experiment.build_experiment` passes, so it is the one
+    `strata train` uses for the same recipe and seed (the model is not built: baselines do not
+    need it). Models are fitted with one BLAS/OpenMP thread (`n_threads`) so fit times are
+    comparable. Returns (results, split description).
     """
     from threadpoolctl import threadpool_limits
 
-    from deepstrata.config import load_recipe, validate_component_kwargs
-    from deepstrata.data.base import build_data
     from deepstrata.errors import UserError, did_you_mean
-    from deepstrata.experiment import seed_everything
-    from deepstrata.registry import registry
+    from deepstrata.tasks.base import task_class
+    from deepstrata.tasks.classification import ClassificationTask
+    from deepstrata.tasks.regression import RegressionTask
 
-    rec = load_recipe(recipe, overrides)
-    seed_everything(rec.seed)
-    spec = rec.data
-    data = build_data(
-        spec.name,
-        seed=rec.seed,
-        val_fraction=spec.val_fraction,
-        test_fraction=spec.test_fraction,
-        dataset_kwargs=validate_component_kwargs(registry("dataset").get(spec.name), spec.kwargs, path="data"),
-    )
-    if data.task not in ("classification", "regression"):
+    if run is not None:
+        rec, data = run.recipe, run.experiment().data
+    else:
+        rec, data = _recipe_data(recipe, overrides)
+    kind = task_class(data.task)
+    if not issubclass(kind, (ClassificationTask, RegressionTask)):
         raise UserError(f"strata baseline: recipe '{rec.name}' is a {data.task} task; classical baselines cover classification and regression")
+    classification = issubclass(kind, ClassificationTask)
     x_tr, y_tr = _arrays(data.train)
     x_te, y_te = _arrays(data.test)
-    if data.task == "regression" and y_tr.ndim == 2 and y_tr.shape[1] == 1:  # (N, 1) targets -> (N,)
+    if not classification and y_tr.ndim == 2 and y_tr.shape[1] == 1:  # (N, 1) targets -> (N,)
         y_tr, y_te = y_tr[:, 0], y_te[:, 0]
-    available = _models(data.task, len(x_tr), rec.seed)
+    available = _models(classification, len(x_tr), rec.seed)
     chosen = list(models) if models else list(available)
     for name in chosen:
         if name not in available:
@@ -121,7 +122,7 @@ def fit_baselines(
             model.fit(x_tr, y_tr)
             fit_time = time.perf_counter() - start
         pred = model.predict(x_te)
-        if data.task == "classification":
+        if classification:
             results.append(BaselineResult(name, "accuracy", float((pred == y_te).mean()), fit_time))
         else:
             rmse = float(np.sqrt(np.mean((pred - y_te) ** 2)))
@@ -129,6 +130,29 @@ def fit_baselines(
             results.append(BaselineResult(name, "rmse", rmse, fit_time, r2=r2))
     split = {"recipe": rec.name, "dataset": rec.data.name, "task": data.task, **data.split}
     return results, split
+
+
+def _recipe_data(recipe: str | Path | Mapping[str, Any] | None, overrides: Sequence[str]) -> tuple[Any, Any]:
+    """(recipe, data bundle) exactly as `build_experiment` splits it, without building the model."""
+    from deepstrata.config import load_recipe, validate_component_kwargs
+    from deepstrata.data.base import build_data
+    from deepstrata.errors import UserError
+    from deepstrata.experiment import seed_everything
+    from deepstrata.registry import registry
+
+    if recipe is None:
+        raise UserError("strata baseline needs a recipe file or a finished run (--run RUN_DIR)")
+    rec = load_recipe(recipe, overrides)
+    seed_everything(rec.seed)
+    spec = rec.data
+    data = build_data(
+        spec.name,
+        seed=rec.seed,
+        val_fraction=spec.val_fraction,
+        test_fraction=spec.test_fraction,
+        dataset_kwargs=validate_component_kwargs(registry("dataset").get(spec.name), spec.kwargs, path="data"),
+    )
+    return rec, data
 
 
 def write_baselines(path: Path, results: list[BaselineResult], split: dict[str, Any]) -> Path:

@@ -74,6 +74,8 @@ class MLPDenoiser(nn.Module):
 class DDPM(GenerativeModel):
     """A noise-predicting denoiser plus the fixed noise schedule; images are mapped to [-1, 1]."""
 
+    sample_options = frozenset({"steps", "guidance"})
+
     def __init__(
         self,
         *,

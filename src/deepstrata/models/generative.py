@@ -28,6 +28,10 @@ class GenerativeModel(nn.Module):
 
     data_shape: tuple[int, ...]
     num_classes: int = 0
+    # Keyword arguments of `sample` this model uses beyond n, y and generator ("steps", "guidance").
+    sample_options: frozenset[str] = frozenset()
+    # The unit of the objective's terms when they are negative log-likelihoods ("nats"), else None.
+    objective_units: str | None = None
 
     @property
     def conditional(self) -> bool:
@@ -79,6 +83,11 @@ class GenerativeModel(nn.Module):
         if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
             raise UserError(f"{layer}: class {int(y.max())} is outside 0..{self.num_classes - 1}")
         return y
+
+
+def class_labels(n: int, num_classes: int) -> torch.Tensor | None:
+    """0, 1, ..., K-1, 0, 1, ... (n labels) for a conditional model; None otherwise."""
+    return torch.arange(n) % num_classes if num_classes > 0 else None
 
 
 def bits_per_dim(nll_nats: torch.Tensor, num_dims: int) -> torch.Tensor:

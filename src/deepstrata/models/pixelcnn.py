@@ -61,6 +61,8 @@ class ResidualMaskedBlock(nn.Module):
 class PixelCNN(GenerativeModel):
     """7x7 type-A masked conv, residual type-B blocks, 1x1 head -> one Bernoulli logit per pixel."""
 
+    objective_units = "nats"  # the loss is a negative log-likelihood (or its bound) per example
+
     def __init__(self, *, data_shape: Sequence[int], channels: int = 64, num_blocks: int = 7):
         super().__init__()
         self.data_shape = tuple(data_shape)

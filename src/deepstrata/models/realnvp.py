@@ -180,6 +180,8 @@ def coupling_masks(data_shape: Sequence[int], count: int) -> list[torch.Tensor]:
 class RealNVP(GenerativeModel):
     """x -> [logit] -> (ActNorm -> AffineCoupling) x K -> z ~ N(0, I), on flattened inputs."""
 
+    objective_units = "nats"  # the loss is a negative log-likelihood (or its bound) per example
+
     def __init__(
         self,
         *,

@@ -43,6 +43,8 @@ def _mlp(sizes: Sequence[int]) -> nn.Sequential:
 class VAE(GenerativeModel):
     """MLP encoder and decoder; Bernoulli (binary images) or Gaussian (real data) likelihood."""
 
+    objective_units = "nats"  # the loss is a negative log-likelihood (or its bound) per example
+
     def __init__(
         self,
         *,

@@ -1,5 +1,5 @@
 """The run report: one self-contained HTML page per run."""
 
-from deepstrata.report.html import RunRecord, Section, build_report
+from deepstrata.report.html import Section, build_report
 
-__all__ = ["RunRecord", "Section", "build_report"]
+__all__ = ["Section", "build_report"]

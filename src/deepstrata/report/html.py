@@ -5,6 +5,7 @@ Idea: `report.html` gathers them in one page with PNG figures embedded as base64
 Agg backend), so it opens anywhere offline. Each part of the page is a registered report
 section, `@register_report_section("name")`, a function from the run's record to a
 `Section` (or None when it does not apply); later capabilities add sections the same way.
+Sections receive the opened `Run` (`deepstrata.run.run`), never a directory to rebuild by hand.
 """
 
 from __future__ import annotations
@@ -13,15 +14,13 @@ import base64
 import html
 import io
 import json
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from deepstrata.run.atomic import atomic_write_text
-from deepstrata.run.run_dir import CONFIG, METRICS, PREDICTIONS, REPORT, RUN_INFO
+from deepstrata.run.run import Run
+from deepstrata.run.run_dir import REPORT
 
 
 @dataclass
@@ -31,43 +30,6 @@ class Section:
     title: str
     html: str
     order: int = 50
-
-
-@dataclass
-class RunRecord:
-    """Everything a section may draw from, read from the run directory."""
-
-    run_dir: Path
-    config: dict[str, Any] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict)
-    records: list[dict[str, Any]] = field(default_factory=list)
-
-    @classmethod
-    def read(cls, run_dir: str | Path) -> RunRecord:
-        from deepstrata.training.callbacks.metrics_logger import read_metrics
-
-        run_dir = Path(run_dir)
-        config = yaml.safe_load((run_dir / CONFIG).read_text()) if (run_dir / CONFIG).exists() else {}
-        info = json.loads((run_dir / RUN_INFO).read_text()) if (run_dir / RUN_INFO).exists() else {}
-        return cls(run_dir=run_dir, config=config or {}, info=info, records=read_metrics(run_dir / METRICS))
-
-    def scope(self, scope: str) -> list[dict[str, Any]]:
-        return [r for r in self.records if r.get("scope") == scope]
-
-    @property
-    def test_metrics(self) -> dict[str, float]:
-        tests = self.scope("test")
-        return {k: v for k, v in tests[-1].items() if "/" in k} if tests else {}
-
-    @cached_property
-    def predictions(self) -> dict[str, Any] | None:
-        path = self.run_dir / PREDICTIONS
-        if not path.exists():
-            return None
-        import numpy as np
-
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
 
 
 def figure_html(fig: Any, *, alt: str) -> str:
@@ -102,24 +64,24 @@ img { max-width: 100%; }
 """
 
 
-def build_report(run_dir: str | Path) -> Path:
+def build_report(run: str | Path | Run) -> Path:
     """Render every applicable registered section into `<run_dir>/report.html`."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed; the figures become PNG bytes
     from deepstrata.registry import REPORT_SECTIONS
 
-    run = RunRecord.read(run_dir)
+    run = run if isinstance(run, Run) else Run.open(run)
     sections = []
     for name, make in sorted(REPORT_SECTIONS.load_all().items()):
         section = make(run)
         if section is not None:
             sections.append(section)
     sections.sort(key=lambda s: (s.order, s.title))
-    title = html.escape(f"deepstrata run: {run.config.get('name', Path(run_dir).name)}")
+    title = html.escape(f"deepstrata run: {run.config.get('name', run.path.name)}")
     body = "".join(f"<section><h2>{html.escape(s.title)}</h2>{s.html}</section>" for s in sections)
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{STYLE}</style></head>"
         f"<body><h1>{title}</h1><p>{html.escape(str(run.run_dir))}</p>{body}</body></html>"
     )
-    return atomic_write_text(Path(run_dir) / REPORT, page)
+    return atomic_write_text(run.path / REPORT, page)

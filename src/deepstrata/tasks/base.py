@@ -6,15 +6,25 @@ Idea: the loop only asks the task for `training_step(batch) -> StepOutput(loss, 
 `evaluation_step(batch)`; the task owns the model, the loss and one set of metrics per split
 (`train`, `val`, `test`), named `<split>/<metric>` when computed. (Lightning's
 LightningModule, reduced to what a recipe-driven loop needs.)
+
+The task also owns what a finished run does with its model, so the Predictor, the report, the
+tools and a server call the task instead of testing the task's name: `predict` (raw outputs),
+`predict_rows` (readable rows: class names, values, text), `save_test_predictions` (the dump
+the report reads) and `for_inference` (the task around a loaded model, without its data).
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from deepstrata.errors import UserError
 
 SPLITS = ("train", "val", "test")
 
@@ -86,8 +96,53 @@ class Task(nn.Module):
         self._loss_sum[split], self._loss_count[split] = 0.0, 0
         return result
 
-    def predict(self, x: torch.Tensor) -> dict[str, Any]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    # ---------------------------------------------------------------- a finished run's model
+    # Inputs a person gives at prediction time: "arrays" (tensors/files), "text" (strings), or
+    # "none" (the model samples instead of predicting; `predict_hint` says what to do).
+    reads = "arrays"
+    predict_hint = ""
+
+    @classmethod
+    def for_inference(cls, model: nn.Module, spec: Mapping[str, Any]) -> Task:
+        """This task around a loaded model, for prediction only: no loss, no metrics, no data.
+
+        `spec` is the run's model.json (input spec, class names); tasks that need more than
+        the model to predict (a vocabulary) read it from there.
+        """
+        return cls(model, nn.Identity(), {})
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Raw outputs for a batch of model inputs: `{"value": (N, ...)}` unless a task says more."""
+        return {"value": self.model(x)}
+
+    def predict_rows(self, x: torch.Tensor, *, class_names: Sequence[str] | None = None, top_k: int = 1) -> list[dict[str, Any]]:
+        """One readable dict per input: what `strata predict` prints and a server returns."""
+        if self.reads != "arrays":
+            raise UserError(self.predict_hint or f"a {type(self).__name__} run does not predict from arrays")
+        out = self.predict(x)
+        return [{"value": v.tolist()} for v in out["value"]]
+
+    def predict_text(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """Readable rows for text inputs (tasks whose `reads` is "text")."""
+        raise UserError(f"this run's task ({type(self).__name__}) reads arrays, not text; give .npy arrays or image files")
+
+    def save_test_predictions(self, loader: Any, path: Path) -> bool:
+        """Write the test-set dump the report reads (`test_predictions.npz`); False when the task keeps none."""
+        return False
+
+
+def task_class(name: str) -> type[Task]:
+    """The Task subclass the registered task `name` builds (its factory's return annotation)."""
+    from deepstrata.registry import registry
+
+    factory = registry("task").get(name)
+    cls = inspect.signature(factory).return_annotation
+    if isinstance(cls, str):
+        cls = getattr(inspect.getmodule(factory), cls, None)
+    if not (inspect.isclass(cls) and issubclass(cls, Task)):
+        raise TypeError(f"task factory '{name}' must annotate its return type with its Task subclass")
+    return cls
 
 
 def _copy_metric(metric: Any) -> Any:

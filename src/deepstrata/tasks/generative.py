@@ -16,6 +16,7 @@ import torch
 
 from deepstrata.errors import UserError
 from deepstrata.losses.model_objective import ModelObjective
+from deepstrata.models.generative import class_labels
 from deepstrata.registry import register_task
 from deepstrata.tasks.base import SPLITS, StepOutput, Task
 
@@ -52,9 +53,42 @@ class GenerativeTask(Task):
         self._term_sum[split] = {}
         return result
 
+    reads = "none"
+    predict_hint = "this run is a generative model: it samples rather than predicts; use `strata sample RUN_DIR --n 16`"
+
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> dict[str, Any]:
+        """The objective's terms for a batch (the loss and its parts, per the model)."""
         return {k: v for k, v in self.model.objective(x).items()}
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, *, label: int | None = None, steps: int | None = None, guidance: float | None = None, seed: int = 0
+    ) -> torch.Tensor:
+        """n new examples (n, *data_shape); `label` for class-conditional models (default: 0..K-1 in turn).
+
+        `steps` and `guidance` apply only to models that list them in `sample_options`
+        (diffusion: fewer steps than T use DDIM; classifier-free guidance weight w).
+        """
+        model = self.model.eval()
+        name = type(model).__name__
+        if n < 1:
+            raise UserError(f"the number of samples must be at least 1, got {n}")
+        num_classes = int(getattr(model, "num_classes", 0))
+        options = getattr(model, "sample_options", frozenset())
+        if label is not None and not num_classes:
+            raise UserError(f"--class needs a class-conditional model; this {name} is unconditional (use cvae, cgan or conditional_ddpm)")
+        if label is not None and not 0 <= label < num_classes:
+            raise UserError(f"--class {label} is outside 0..{num_classes - 1}")
+        if steps is not None and "steps" not in options:
+            raise UserError(f"--steps applies to diffusion models only; a {name} draws a sample in one pass")
+        if guidance is not None and not ("guidance" in options and num_classes):
+            raise UserError("--guidance applies to class-conditional diffusion models (conditional_ddpm) only")
+        y = torch.full((n,), label, dtype=torch.long) if label is not None else class_labels(n, num_classes)
+        try:
+            return model.sample(n, y=y, steps=steps, guidance=guidance, generator=torch.Generator().manual_seed(seed))
+        except ValueError as err:
+            raise UserError(str(err)) from None
 
 
 @register_task("generative")

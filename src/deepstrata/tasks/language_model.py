@@ -73,6 +73,8 @@ class LanguageModelTask(Task):
     kind = "language_modeling"
     default_loss = "cross_entropy"
     default_metrics = ()
+    reads = "none"
+    predict_hint = "this run is a language model: it continues text; use `strata generate RUN_DIR \"def main(\"`"
 
     def __init__(self, model: Any, loss: Any, metrics: dict[str, Any], *, data: Any = None):
         super().__init__(model, loss, metrics)

@@ -48,6 +48,8 @@ class NodeClassificationTask(Task):
     kind = "node_classification"
     default_loss = "cross_entropy"
     default_metrics = ("accuracy",)
+    reads = "none"
+    predict_hint = "a node-classification run predicts the nodes of its own graph; use `strata evaluate RUN_DIR`"
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return self.model(x, edge_index)

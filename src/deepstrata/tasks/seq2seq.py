@@ -15,11 +15,14 @@ growing prefix (correct for any causal decoder, only slower).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import torch
 from torch import nn
 
+from deepstrata.errors import UserError
 from deepstrata.registry import register_task
 from deepstrata.tasks.base import StepOutput, Task
 
@@ -38,6 +41,7 @@ class Seq2SeqTask(Task):
         self.bos_id = int(spec.get("bos_id", getattr(model, "bos_id", 1)))
         self.eos_id = int(spec.get("eos_id", getattr(model, "eos_id", 2)))
         self.vocab: list[str] | None = spec.get("vocab")
+        self.input_spec: dict[str, Any] = dict(spec)
         self.beam_size = beam_size
         self._beam_hits = 0
         self._beam_count = 0
@@ -131,10 +135,38 @@ class Seq2SeqTask(Task):
         """Files the run keeps for its report: decoded test examples with their attention weights."""
         return {"seq2seq_examples.json": json.dumps(self.examples, indent=1)} if self.examples else {}
 
+    # ---------------------------------------------------------------- a finished run's model
+    reads = "text"
+    predict_hint = "this run maps text to text: pass the texts themselves, e.g. `strata predict RUN_DIR \"3 March 1987\"`"
+
+    @classmethod
+    def for_inference(cls, model: nn.Module, spec: Mapping[str, Any]) -> Seq2SeqTask:
+        """The task with the run's saved vocabulary and special ids (model.json's input spec)."""
+        return cls(model, nn.Identity(), {}, data=SimpleNamespace(input_spec=dict(spec.get("input_spec") or {})))
+
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> dict[str, Any]:
         tokens, attention = self.decode(x, max_len=getattr(self.model, "max_target_len", 32))
         return {"tokens": tokens, "attention": attention}
+
+    @torch.no_grad()
+    def predict_text(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """Character-level runs: each text -> {"output": decoded text}, with the run's vocabulary."""
+        spec = self.input_spec
+        if not self.vocab or spec.get("tokens") != "characters":
+            raise UserError("text input needs a seq2seq run on characters; this run saved no character vocabulary")
+        index = {c: i for i, c in enumerate(self.vocab)}
+        length = int(spec["max_source_len"])
+        rows = []
+        for text in texts:
+            if not 0 < len(text) <= length:
+                raise UserError(f"input '{text}' has {len(text)} characters; this model reads 1 to {length}")
+            ids = [index.get(c, int(spec["unk_id"])) for c in text]
+            rows.append(ids + [self.pad_id] * (length - len(ids)))
+        tokens, _ = greedy_decode(
+            self.model, torch.tensor(rows), max_len=int(spec["max_target_len"]) - 1, bos_id=self.bos_id, eos_id=self.eos_id, pad_id=self.pad_id
+        )
+        return [{"output": self.detokenize(row)} for row in tokens]
 
 
 @torch.no_grad()

@@ -170,8 +170,12 @@ class Trainer:
         return itertools.islice(loader, s.batch_idx, None)
 
     def validate(self, task: Task, loader: DataLoader) -> dict[str, float]:
+        return self.evaluate(task, loader, "val")
+
+    def evaluate(self, task: Task, loader: DataLoader, split: str) -> dict[str, float]:
+        """Metrics of `task` over `loader`, named `<split>/<name>` (no step is taken)."""
         self.task = task.to(self.device)
-        return self._evaluate(loader, "val")
+        return self._evaluate(loader, split)
 
     def test(self, task: Task, loader: DataLoader) -> dict[str, float]:
         self.task = task.to(self.device)

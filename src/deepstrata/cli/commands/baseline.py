@@ -10,9 +10,9 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def baseline(
-        recipe: Path = typer.Argument(..., help="Recipe YAML file, e.g. recipes/digits_mlp.yaml."),
+        recipe: Path | None = typer.Argument(None, help="Recipe YAML file, e.g. recipes/digits_mlp.yaml (or give --run)."),
         set_: list[str] = typer.Option([], "--set", "-s", help="Override a recipe field (same as strata train)."),
-        run: Path = typer.Option(None, "--run", help="A finished run of this recipe: write baselines.json there and rebuild its report."),
+        run: Path = typer.Option(None, "--run", help="A finished run: fit on its own split, write baselines.json there and rebuild its report."),
         models: str = typer.Option("", help="Comma-separated subset, e.g. logistic_regression,random_forest (default: all that apply)."),
         out: Path = typer.Option(None, help="Where to write baselines.json when --run is not given (default runs/baselines/<recipe>/)."),
     ) -> None:
@@ -23,9 +23,16 @@ def register(app: typer.Typer) -> None:
         from deepstrata.baselines.classical import BASELINES_FILE, fit_baselines, write_baselines
         from deepstrata.errors import UserError
 
-        if run is not None and not (run / "config.yaml").is_file():
-            raise UserError(f"--run '{run}' is not a finished run directory (no config.yaml); pass runs/<recipe>/<timestamp>")
-        results, split = fit_baselines(recipe, set_, models=[m for m in models.split(",") if m.strip()] or None)
+        from deepstrata.run.run import Run
+
+        opened = Run.open(run) if run is not None else None
+        if opened is not None and recipe is not None:
+            from deepstrata.config import load_recipe
+
+            named = load_recipe(recipe, set_).name
+            if named != opened.recipe.name:
+                raise UserError(f"--run '{run}' is a run of recipe '{opened.recipe.name}', not '{named}'; pass that run's recipe or drop the recipe argument")
+        results, split = fit_baselines(None if opened else recipe, set_, run=opened, models=[m for m in models.split(",") if m.strip()] or None)
         table = Table(title=f"classical baselines: {split['recipe']} ({split['dataset']}, test size {split.get('test_size')})")
         table.add_column("model")
         table.add_column(f"test {results[0].metric}", justify="right")
@@ -39,4 +46,4 @@ def register(app: typer.Typer) -> None:
         if run is not None:
             from deepstrata.report import build_report
 
-            typer.echo(f"report: {build_report(run)}")
+            typer.echo(f"report: {build_report(opened)}")

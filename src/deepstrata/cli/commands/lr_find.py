@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="End with one JSON line: suggestion, curve, plot path."),
     ) -> None:
         """Sweep the LR exponentially for a few batches, plot loss against LR, and suggest a value."""
-        from deepstrata.api import torch_threads
+        from deepstrata.training.environment import torch_threads
         from deepstrata.config import load_recipe
         from deepstrata.experiment import build_experiment
         from deepstrata.training.lr_finder import lr_range_test, plot

@@ -20,6 +20,19 @@ def _print_metrics(title: str, metrics: dict[str, float]) -> None:
     Console().print(table)
 
 
+def _prediction_line(row: dict) -> str:
+    """`digit.npy[2]: label=3, class_name=3, probability=0.9912, top 3: 3 (0.9912), 8 (0.0050), 5 (0.0021)`."""
+    where = row["input"] + (f"[{row['row']}]" if "row" in row else "")
+    parts = []
+    for key, value in row.items():
+        if key in ("input", "row", "top_k"):
+            continue
+        parts.append(f"{key}={round(value, 4) if isinstance(value, float) else value}")
+    if "top_k" in row:
+        parts.append(f"top {len(row['top_k'])}: " + ", ".join(f"{t['class_name']} ({t['probability']:.4f})" for t in row["top_k"]))
+    return f"{where}: " + ", ".join(parts)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(
@@ -60,23 +73,23 @@ def register(app: typer.Typer) -> None:
     def predict(
         run_dir: Path = typer.Argument(..., help="A finished run directory."),
         inputs: list[str] = typer.Argument(..., help=".npy arrays or image files; for a seq2seq run, the input texts themselves."),
+        top_k: int = typer.Option(1, "--top-k", min=1, help="Classification: also list the K most likely classes."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object per line instead of a table."),
     ) -> None:
         """Predict with a finished run's model; inputs are raw, as the dataset stores them."""
         from deepstrata import api
 
-        results = api.load(run_dir).predict_files(inputs)
+        results = api.load(run_dir).predict_files(inputs, top_k=top_k)
         for r in results:
             if as_json:
                 typer.echo(json.dumps(r))
             else:
-                shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "input"}
-                typer.echo(f"{r['input']}: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+                typer.echo(_prediction_line(r))
 
     @app.command()
     def report(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
         """(Re)build a run's report.html from the files in its directory."""
-        from deepstrata.api import _check_run_dir
         from deepstrata.report import build_report
+        from deepstrata.run.run import Run
 
-        typer.echo(str(build_report(_check_run_dir(run_dir))))
+        typer.echo(str(build_report(Run.open(run_dir))))

@@ -20,40 +20,23 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Sample a trained generative model; writes a PNG grid (or scatter plot) and a .npy array."""
         import numpy as np
-        import torch
 
-        from deepstrata.api import _check_run_dir
         from deepstrata.errors import UserError
         from deepstrata.report.sections.generative import save_samples_png
-        from deepstrata.run.artifact import load_model
-        from deepstrata.training.callbacks.samples import class_labels
+        from deepstrata.run.run import Run
 
-        run_dir = _check_run_dir(run_dir)
-        if n < 1:
-            raise UserError(f"--n must be at least 1, got {n}")
-        model, spec = load_model(run_dir)
-        if not hasattr(model, "sample"):
-            raise UserError(f"run '{run_dir}' holds a {spec.get('architecture')} model, which cannot sample; use a generative run (vae, gan, ddpm, ...)")
-        num_classes = getattr(model, "num_classes", 0)
-        if class_ is not None and not num_classes:
-            raise UserError(f"--class needs a class-conditional model; {spec.get('architecture')} is unconditional (use cvae, cgan or conditional_ddpm)")
-        if guidance is not None and not (num_classes and spec.get("architecture", "").endswith("ddpm")):
-            raise UserError("--guidance applies to class-conditional diffusion models (conditional_ddpm) only")
-        if steps is not None and not spec.get("architecture", "").endswith("ddpm"):
-            raise UserError("--steps applies to diffusion models (ddpm, conditional_ddpm) only")
-        if class_ is not None and not 0 <= class_ < num_classes:
-            raise UserError(f"--class {class_} is outside 0..{num_classes - 1}")
-        y = torch.full((n,), class_, dtype=torch.long) if class_ is not None else class_labels(n, num_classes)
-        try:
-            with torch.no_grad():
-                samples = model.sample(n, y=y, steps=steps, guidance=guidance, generator=torch.Generator().manual_seed(seed))
-        except ValueError as err:
-            raise UserError(str(err)) from None
+        run = Run.open(run_dir)
+        task = run.task_class.for_inference(run.model(), run.spec)
+        if not hasattr(task, "sample"):
+            raise UserError(f"run '{run.path}' holds a {run.architecture} model, which cannot sample; use a generative run (vae, gan, ddpm, ...)")
+        samples = task.sample(n, label=class_, steps=steps, guidance=guidance, seed=seed)
         arr = samples.cpu().float().numpy()
         if out is None:
-            out = run_dir / "samples" / (f"sample_n{n}" + (f"_class{class_}" if class_ is not None else ""))
+            out = run.path / "samples" / (f"sample_n{n}" + (f"_class{class_}" if class_ is not None else ""))
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out.with_suffix(".npy"), arr, allow_pickle=False)
+        num_classes = int(getattr(task.model, "num_classes", 0))
         cols = num_classes if class_ is None and num_classes and n >= num_classes else None
-        save_samples_png(arr, out.with_suffix(".png"), cols=cols, title=f"{spec.get('architecture')}: {n} samples" + (f", class {class_}" if class_ is not None else ""))
+        title = f"{run.architecture}: {n} samples" + (f", class {class_}" if class_ is not None else "")
+        save_samples_png(arr, out.with_suffix(".png"), cols=cols, title=title)
         typer.echo(f"wrote {out.with_suffix('.png')} and {out.with_suffix('.npy')} {tuple(arr.shape)}")

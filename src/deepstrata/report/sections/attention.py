@@ -10,37 +10,30 @@ identity) into one rollout map from the class token to the patches (Abnar & Zuid
 from __future__ import annotations
 
 from deepstrata.registry import register_report_section
-from deepstrata.report.html import RunRecord, Section, figure_html
+from deepstrata.report.html import Section, figure_html
+from deepstrata.run.run import Run
 
 NUM_IMAGES = 8
 
 
 @register_report_section("vit_attention")
-def vit_attention(run: RunRecord) -> Section | None:
+def vit_attention(run: Run) -> Section | None:
     """Attention rollout of the class token over the first test images (models with `attention_maps`)."""
-    model_name = (run.config.get("model") or {}).get("name", "")
-    if not model_name.startswith("vit") or not (run.run_dir / "model.safetensors").exists():
+    if not run.has_model:
+        return None
+    from deepstrata.models.vit import VisionTransformer
+
+    model = run.model()
+    if not isinstance(model, VisionTransformer):  # the rollout reads a ViT's class-token attention
         return None
     import numpy as np
     import torch
     import torch.nn.functional as F
 
-    from deepstrata.config import load_recipe
-    from deepstrata.data.base import build_data
     from deepstrata.models.vit import attention_rollout
-    from deepstrata.run.artifact import load_model
-    from deepstrata.transforms.pipeline import split_collate
 
-    model, _ = load_model(run.run_dir)
-    if not hasattr(model, "attention_maps"):
-        return None
-    recipe = load_recipe(run.run_dir / "config.yaml")
-    spec = recipe.data
-    data = build_data(spec.name, seed=recipe.seed, val_fraction=spec.val_fraction, test_fraction=spec.test_fraction, dataset_kwargs=spec.kwargs)
-    batch = [data.test[i] for i in range(min(NUM_IMAGES, len(data.test)))]
-    collate = split_collate(spec.augment, split="test", seed=recipe.seed, data=data)  # e.g. normalisation
-    xs = collate(batch)[0] if collate is not None else torch.stack([x for x, _ in batch])  # (n, C, S, S) model inputs
-    model.eval()
+    xs, _ = next(iter(run.loader("test")))  # model inputs, with the run's evaluation transforms
+    xs = xs[:NUM_IMAGES]  # (n, C, S, S)
     with torch.no_grad():
         preds = model(xs).argmax(1)
         grid = model.patch_embed.grid

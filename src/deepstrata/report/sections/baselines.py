@@ -11,11 +11,12 @@ from __future__ import annotations
 import html
 
 from deepstrata.registry import register_report_section
-from deepstrata.report.html import RunRecord, Section, table_html
+from deepstrata.report.html import Section, table_html
+from deepstrata.run.run import Run
 
 
 @register_report_section("baselines")
-def baselines(run: RunRecord) -> Section | None:
+def baselines(run: Run) -> Section | None:
     """Classical scikit-learn baselines on the same split, beside the deep model."""
     from deepstrata.baselines.classical import BASELINES_FILE, read_baselines
 

@@ -10,16 +10,17 @@ from __future__ import annotations
 import numpy as np
 
 from deepstrata.registry import register_report_section
-from deepstrata.report.html import RunRecord, Section, figure_html
+from deepstrata.report.html import Section, figure_html
+from deepstrata.run.run import Run
 
 
-def _class_names(run: RunRecord, k: int) -> list[str]:
+def _class_names(run: Run, k: int) -> list[str]:
     names = run.info.get("class_names")
     return names if names and len(names) == k else [str(i) for i in range(k)]
 
 
 @register_report_section("confusion_matrix")
-def confusion_matrix(run: RunRecord) -> Section | None:
+def confusion_matrix(run: Run) -> Section | None:
     """Confusion matrix of the test set for classifiers."""
     pred = run.predictions
     if pred is None or "y_true" not in pred:
@@ -45,7 +46,7 @@ def confusion_matrix(run: RunRecord) -> Section | None:
 
 
 @register_report_section("misclassified")
-def misclassified(run: RunRecord) -> Section | None:
+def misclassified(run: Run) -> Section | None:
     """A grid of misclassified test images (image classifiers only)."""
     pred = run.predictions
     if pred is None or "wrong_x" not in pred or pred["wrong_x"].ndim != 4:

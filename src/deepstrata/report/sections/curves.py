@@ -10,11 +10,12 @@ wall time since training started (what a budget buys).
 from __future__ import annotations
 
 from deepstrata.registry import register_report_section
-from deepstrata.report.html import RunRecord, Section, figure_html
+from deepstrata.report.html import Section, figure_html
+from deepstrata.run.run import Run
 
 
 @register_report_section("curves")
-def curves(run: RunRecord) -> Section | None:
+def curves(run: Run) -> Section | None:
     """Loss and metric curves per epoch, train against validation."""
     epochs = run.scope("epoch")
     if not epochs:
@@ -36,7 +37,7 @@ def curves(run: RunRecord) -> Section | None:
 
 
 @register_report_section("learning_rate")
-def learning_rate(run: RunRecord) -> Section | None:
+def learning_rate(run: Run) -> Section | None:
     """Per-step training loss and learning rate."""
     steps = [r for r in run.scope("step") if r.get("train/lr") is not None]
     if not steps:
@@ -56,7 +57,7 @@ def learning_rate(run: RunRecord) -> Section | None:
 
 
 @register_report_section("wall_time")
-def wall_time(run: RunRecord) -> Section | None:
+def wall_time(run: Run) -> Section | None:
     """Validation metrics against the seconds since fit start at which each epoch ended."""
     epochs = [r for r in run.scope("epoch") if r.get("time/epoch_end_s") is not None]
     names = sorted({k.split("/", 1)[1] for r in epochs for k in r if k.startswith("val/")})

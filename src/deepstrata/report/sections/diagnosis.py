@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deepstrata.registry import register_report_section
-from deepstrata.report.html import RunRecord, Section
+from deepstrata.report.html import Section
+from deepstrata.run.run import Run
 
 FIXES = {
     "unstable": [
@@ -124,7 +125,7 @@ def diagnose(epochs: list[dict[str, Any]], steps: list[dict[str, Any]] | None = 
 
 
 @register_report_section("diagnosis")
-def diagnosis(run: RunRecord) -> Section | None:
+def diagnosis(run: Run) -> Section | None:
     """Under/overfitting, instability or healthy, with evidence from the curves and the fixes."""
     result = diagnose(run.scope("epoch"), run.scope("step"))
     if result is None:

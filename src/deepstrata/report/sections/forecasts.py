@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 
 from deepstrata.registry import register_report_section
-from deepstrata.report.html import RunRecord, Section, figure_html
+from deepstrata.report.html import Section, figure_html
+from deepstrata.run.run import Run
 
 FORECASTS = "forecasts.json"
 STYLES = {"model": ("C3", "-"), "persistence": ("C7", ":"), "seasonal_naive": ("C2", "--"), "linear_ar": ("C0", "-.")}
 
 
 @register_report_section("forecasts")
-def forecasts(run: RunRecord) -> Section | None:
+def forecasts(run: Run) -> Section | None:
     """Held-out forecast windows and MAE by steps ahead, model against baselines."""
     path = run.run_dir / FORECASTS
     if not path.exists():

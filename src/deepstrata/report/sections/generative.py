@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from deepstrata.registry import register_report_section
-from deepstrata.report.html import RunRecord, Section, figure_html
+from deepstrata.report.html import Section, figure_html
+from deepstrata.run.run import Run
 
 SAMPLES_DIR = "samples"
 
@@ -66,12 +67,21 @@ def save_samples_png(samples: np.ndarray, path: Path, *, cols: int | None = None
     return path
 
 
-def _is_generative(run: RunRecord) -> bool:
-    return run.config.get("task") == "generative"
+def _is_generative(run: Run) -> bool:
+    from deepstrata.tasks.generative import GenerativeTask
+
+    try:
+        return issubclass(run.task_class, GenerativeTask)
+    except Exception:  # noqa: BLE001 - a run naming an unknown task has no generative section
+        return False
+
+
+def _conditional(run: Run) -> bool:
+    return bool((run.config.get("model") or {}).get("num_classes"))
 
 
 @register_report_section("generative_samples")
-def generative_samples(run: RunRecord) -> Section | None:
+def generative_samples(run: Run) -> Section | None:
     """Samples saved during training (same noise every time): a grid per epoch, or scatter plots for 2-D data."""
     files = sorted((run.run_dir / SAMPLES_DIR).glob("epoch_*.npy"))
     if not _is_generative(run) or not files:
@@ -91,37 +101,35 @@ def generative_samples(run: RunRecord) -> Section | None:
             ax.scatter(arr[:, 0], arr[:, 1], s=2, c="#1f77b4", label="samples")
             ax.set_aspect("equal")
         else:
-            cols = 10 if run.config.get("model", {}).get("num_classes") else None
+            cols = 10 if _conditional(run) else None
             grid = image_grid(arr, cols=cols)
             ax.imshow(grid, cmap="gray_r" if grid.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
             ax.axis("off")
         ax.set_title(f"epoch {epoch}", fontsize=9)
     if points:
         axes[0][0].legend(fontsize=7, loc="lower left")
-    note = "Conditional models: one class per column (0, 1, ..., K-1)." if run.config.get("model", {}).get("num_classes") else ""
+    note = "Conditional models: one class per column (0, 1, ..., K-1)." if _conditional(run) else ""
     return Section("Samples over training", f"<p>Same noise at every epoch. {note}</p>" + figure_html(fig, alt="samples over training"), order=26)
 
 
-def _held_out_points(run: RunRecord) -> np.ndarray | None:
-    """The run's test split for 2-D data (rebuilt from config.yaml; cheap for two moons)."""
+def _held_out_points(run: Run) -> np.ndarray | None:
+    """The run's test split for 2-D data (rebuilt through the Run; cheap for two moons)."""
     try:
-        from deepstrata.config import load_recipe
-        from deepstrata.experiment import build_experiment
-
-        exp = build_experiment(load_recipe(run.run_dir / "config.yaml"))
-        return np.stack([exp.data.test[i][0].numpy() for i in range(len(exp.data.test))])
+        test = run.split("test")
     except Exception:  # noqa: BLE001 - the scatter is still useful without the reference points
         return None
+    return np.stack([test[i][0].numpy() for i in range(len(test))])
 
 
 @register_report_section("generative_likelihood")
-def generative_likelihood(run: RunRecord) -> Section | None:
+def generative_likelihood(run: Run) -> Section | None:
     """Each objective term per epoch (train and validation): recon and KL, bits/dim, both GAN players."""
     epochs = run.scope("epoch")
     if not _is_generative(run) or not epochs:
         return None
     import matplotlib.pyplot as plt
 
+    units = getattr(run.model(), "objective_units", None) if run.has_model else None
     terms = sorted({k.split("/", 1)[1] for r in epochs for k in r if k.startswith(("train/", "val/")) and k.split("/", 1)[1] not in ("lr",)})
     fig, axes = plt.subplots(1, len(terms), figsize=(3.6 * len(terms), 3.0), squeeze=False)
     for ax, term in zip(axes[0], terms):
@@ -129,7 +137,7 @@ def generative_likelihood(run: RunRecord) -> Section | None:
             pts = [(r["epoch"], r[f"{split}/{term}"]) for r in epochs if r.get(f"{split}/{term}") is not None]
             if pts:
                 ax.plot(*zip(*pts), style, marker="o", ms=2, label=split)
-        ax.set_title(term + (" (nats)" if term in ("loss", "recon", "kl") and run.config.get("model", {}).get("name") in ("vae", "cvae", "realnvp", "pixelcnn") else ""), fontsize=9)
+        ax.set_title(term + (f" ({units})" if units and term in ("loss", "recon", "kl") else ""), fontsize=9)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -139,21 +147,19 @@ def generative_likelihood(run: RunRecord) -> Section | None:
 
 
 @register_report_section("vae_latent")
-def vae_latent(run: RunRecord) -> Section | None:
+def vae_latent(run: Run) -> Section | None:
     """VAE only: interpolation between test images in latent space, and the decoded 2-D latent map."""
-    if not _is_generative(run) or run.config.get("model", {}).get("name") not in ("vae", "cvae"):
+    if not _is_generative(run) or not run.has_model:
         return None
-    if not (run.run_dir / "model.safetensors").is_file():
+    from deepstrata.models.vae import VAE
+
+    model = run.model()
+    if not isinstance(model, VAE) or len(model.data_shape) != 3:  # the walk and the map decode a VAE's latent
         return None
     import matplotlib.pyplot as plt
     import torch
 
-    from deepstrata.run.artifact import load_model
-
-    model, _ = load_model(run.run_dir)
-    if len(model.data_shape) != 3:
-        return None
-    exp_x, exp_y = _test_pair(run)
+    exp_x, exp_y = _test_pair(run, model)
     parts = []
     with torch.no_grad():
         y = exp_y if model.conditional else None
@@ -185,15 +191,13 @@ def vae_latent(run: RunRecord) -> Section | None:
     return Section("Latent space", "".join(parts), order=27)
 
 
-def _test_pair(run: RunRecord) -> tuple[Any, Any]:
+def _test_pair(run: Run, model: Any) -> tuple[Any, Any]:
+    """Six test examples (x, y); grey levels binarised at 0.5 for a Bernoulli VAE, as it sees them."""
     import torch
 
-    from deepstrata.config import load_recipe
-    from deepstrata.experiment import build_experiment
-
-    exp = build_experiment(load_recipe(run.run_dir / "config.yaml"))
-    xs, ys = zip(*(exp.data.test[i] for i in range(6)))
+    test = run.split("test")
+    xs, ys = zip(*(test[i] for i in range(6)))
     x = torch.stack(xs)
-    if exp.recipe.model.name in ("vae", "cvae") and exp.recipe.model.kwargs.get("likelihood", "bernoulli") == "bernoulli":
+    if model.likelihood == "bernoulli":
         x = (x > 0.5).float() if not bool(((x == 0) | (x == 1)).all()) else x
     return x, torch.stack(ys)

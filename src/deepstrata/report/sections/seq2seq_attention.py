@@ -13,13 +13,14 @@ import html
 import json
 
 from deepstrata.registry import register_report_section
-from deepstrata.report.html import RunRecord, Section, figure_html, table_html
+from deepstrata.report.html import Section, figure_html, table_html
+from deepstrata.run.run import Run
 
 EXAMPLES = "seq2seq_examples.json"
 
 
 @register_report_section("seq2seq_attention")
-def seq2seq_attention(run: RunRecord) -> Section | None:
+def seq2seq_attention(run: Run) -> Section | None:
     """Decoded test examples of a seq2seq run, with attention heatmaps when the model has attention."""
     path = run.run_dir / EXAMPLES
     if not path.exists():

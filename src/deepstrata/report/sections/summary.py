@@ -12,11 +12,12 @@ import html
 import yaml
 
 from deepstrata.registry import register_report_section
-from deepstrata.report.html import RunRecord, Section, table_html
+from deepstrata.report.html import Section, table_html
+from deepstrata.run.run import Run
 
 
 @register_report_section("metrics_table")
-def metrics_table(run: RunRecord) -> Section | None:
+def metrics_table(run: Run) -> Section | None:
     """Final test metrics, and the last epoch's train and validation metrics."""
     rows = [(k, v) for k, v in sorted(run.test_metrics.items())]
     epochs = run.scope("epoch")
@@ -28,7 +29,7 @@ def metrics_table(run: RunRecord) -> Section | None:
 
 
 @register_report_section("config")
-def config(run: RunRecord) -> Section | None:
+def config(run: Run) -> Section | None:
     """The resolved recipe as saved in config.yaml."""
     if not run.config:
         return None
@@ -37,7 +38,7 @@ def config(run: RunRecord) -> Section | None:
 
 
 @register_report_section("environment")
-def environment(run: RunRecord) -> Section | None:
+def environment(run: Run) -> Section | None:
     """Versions, device, seed, split sizes and wall time."""
     if not run.info:
         return None

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from deepstrata.registry import register_report_section
-from deepstrata.report.html import RunRecord, Section, table_html
+from deepstrata.report.html import Section, table_html
+from deepstrata.run.run import Run
 
 # finetune_recipe appends this to the description; the strategy's name is not stored elsewhere.
 STRATEGY = re.compile(r"\[fine-tuned from .+ with (\w+)\]\s*$")
@@ -29,7 +30,7 @@ def source_summary(source: str) -> tuple[str, dict[str, float]]:
         return f"{source} (no longer on disk)", {}
     if not path.is_dir():
         return f"weights file {source}", {}
-    record = RunRecord.read(path)
+    record = Run.open(path)
     model = record.config.get("model", {})
     data = record.config.get("data", {})
     what = f"run {source}: {model.get('name', '?')} trained on {data.get('name', '?')}"
@@ -55,7 +56,7 @@ def learning_rules(config: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 @register_report_section("transfer")
-def transfer(run: RunRecord) -> Section | None:
+def transfer(run: Run) -> Section | None:
     """Source of the pretrained weights, what learns at which rate, and source vs this run's test metrics."""
     callbacks = run.config.get("callbacks") or []
     pretrained = next((c for c in callbacks if c.get("name") == "pretrained"), None)

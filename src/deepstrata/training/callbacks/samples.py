@@ -16,15 +16,11 @@ import numpy as np
 import torch
 
 from deepstrata.errors import UserError
+from deepstrata.models.generative import class_labels
 from deepstrata.registry import register_callback
 from deepstrata.training.callbacks.base import Callback
 
 SAMPLES_DIR = "samples"
-
-
-def class_labels(n: int, num_classes: int) -> torch.Tensor | None:
-    """0, 1, ..., K-1, 0, 1, ... (n labels) for a conditional model; None otherwise."""
-    return torch.arange(n) % num_classes if num_classes > 0 else None
 
 
 class SampleGrid(Callback):
