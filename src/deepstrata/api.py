@@ -49,8 +49,12 @@ def train(
     """Train and test a recipe; write the run directory; return its test metrics.
 
     `resume=RUN_DIR` continues that run from its checkpoints/last.pt, mid-epoch if it was
-    written mid-epoch (the recipe is the run's config.yaml; `overrides` may still change it).
+    written mid-epoch. The recipe is the run's config.yaml; `overrides` may change the trainer
+    section and the callbacks (they are written back to config.yaml and listed in run.json's
+    `resumes`); a finished run is continued only when they extend it (more epochs).
     Under `torchrun` (trainer.strategy auto/ddp) every rank trains; only rank 0 writes.
+    SIGINT/SIGTERM stop at the next step boundary with a checkpoint and raise
+    `TrainingInterrupted` (exit code 130/143 on the CLI), naming the command that resumes.
 
     >>> result = deepstrata.train("recipes/digits_cnn.yaml", ["trainer.max_epochs=2"])
     >>> result.metrics["test/accuracy"]
@@ -61,19 +65,24 @@ def train(
     from deepstrata.run import artifact
     from deepstrata.run.atomic import atomic_write_text
     from deepstrata.run.record import model_spec, write_run_info
+    from deepstrata.run.resume import resume_entry, resume_recipe
+    from deepstrata.run.run import check_same_split
     from deepstrata.run.run_dir import new_run_dir
     from deepstrata.training.checkpoint import load_checkpoint
     from deepstrata.training.default_callbacks import default_callbacks
     from deepstrata.training.environment import deterministic, torch_threads
+    from deepstrata.training.interrupt import TrainingInterrupted, interruptible
     from deepstrata.training.precision import build_precision
     from deepstrata.training.strategy import build_strategy, local_device
     from deepstrata.training.trainer import Trainer, resolve_device
 
-    checkpoint = None
+    checkpoint, resumes = None, []
     if resume is not None:
-        resume = Run.open(resume).path
+        previous = Run.open(resume)
+        resume = previous.path
         checkpoint = load_checkpoint(resume / "checkpoints" / "last.pt")
-        recipe = load_recipe(resume / CONFIG, overrides)
+        recipe = resume_recipe(previous, overrides, checkpoint)
+        resumes = [*previous.info.get("resumes", []), resume_entry(previous, overrides, checkpoint)]
     else:
         recipe = load_recipe(recipe, overrides)
     started = time.time()
@@ -87,6 +96,9 @@ def train(
         scheduler = exp.build_scheduler(optimizer)
         if resume is not None:
             run_dir = resume
+            check_same_split(run_dir, previous.info.get("split", {}), exp.data.split)
+            if strategy.is_rank_zero:  # the config a resumed run trains under, overrides included
+                atomic_write_text(run_dir / CONFIG, exp.recipe.to_yaml())
         else:
             run_dir = strategy.broadcast(new_run_dir(recipe.output_dir, recipe.name) if strategy.is_rank_zero else None)
             if strategy.is_rank_zero:
@@ -104,7 +116,15 @@ def train(
             precision=build_precision(t.precision, device),
             strategy=strategy,
         )
-        trainer.fit(exp.task, exp.loader("train"), exp.loader("val"), optimizer=optimizer, scheduler=scheduler, checkpoint=checkpoint)
+        try:
+            with interruptible(trainer):
+                trainer.fit(exp.task, exp.loader("train"), exp.loader("val"), optimizer=optimizer, scheduler=scheduler, checkpoint=checkpoint)
+        except TrainingInterrupted as stop:
+            if strategy.is_rank_zero:
+                at = {"epoch": stop.epoch, "step": stop.step, "signal": stop.signum}
+                write_run_info(run_dir, exp, device, wall_time_s=time.time() - started, fit_time_s=trainer.state.wall_time_s,
+                               status="interrupted", interrupted_at=at, resumes=resumes)
+            raise stop.in_run(run_dir) from None
         metrics = trainer.test(exp.task, exp.loader("test"))
         strategy.teardown()  # from here on rank 0 works alone, on unsharded loaders
         if not strategy.is_rank_zero:
@@ -117,7 +137,7 @@ def train(
             exp.task.save_test_predictions(exp.loader("test"), run_dir / PREDICTIONS)  # the task's dump for the report
         for filename, text in getattr(exp.task, "artifacts", dict)().items():  # what the task kept for the report
             atomic_write_text(run_dir / filename, text)
-    write_run_info(run_dir, exp, device, wall_time_s=time.time() - started, fit_time_s=trainer.state.wall_time_s)
+    write_run_info(run_dir, exp, device, wall_time_s=time.time() - started, fit_time_s=trainer.state.wall_time_s, **({"resumes": resumes} if resumes else {}))
     from deepstrata.report import build_report
 
     build_report(run_dir)

@@ -91,6 +91,8 @@ class Run:
             return {}
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as err:
+            raise UserError(f"{path}: not UTF-8 text (byte {err.start}); restore it from the recipe or train again") from None
         except yaml.YAMLError as err:
             raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]}); restore it from the recipe or train again") from None
         if data is not None and not isinstance(data, dict):
@@ -102,7 +104,10 @@ class Run:
         """The resolved recipe, validated (inferred model arguments filled in)."""
         from deepstrata.config import load_recipe
 
-        return load_recipe(self.path / CONFIG)
+        try:
+            return load_recipe(self.path / CONFIG)
+        except UnicodeDecodeError as err:  # a damaged byte: one line naming the file, like any bad recipe
+            raise UserError(f"{self.path / CONFIG}: not UTF-8 text (byte {err.start}); restore it from the recipe or train again") from None
 
     @cached_property
     def info(self) -> dict[str, Any]:
@@ -231,12 +236,14 @@ class Run:
 
     def task(self) -> Task:
         """The run's task around its trained model (metrics reset), for evaluation."""
+        self._require_model()
         return self.experiment().task
 
     def evaluate(self, split: str = "test") -> dict[str, float]:
         """Recompute one split's metrics with the trained weights: `{"<split>/<name>": value}`."""
         from deepstrata.training.trainer import Trainer
 
+        self._require_model()
         loader = self.loader(split)
         with self.environment():
             trainer = Trainer(device="cpu")

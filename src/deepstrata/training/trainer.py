@@ -75,6 +75,7 @@ class Trainer:
         self.train_loader: DataLoader | None = None
         self.val_loader: DataLoader | None = None
         self.output: StepOutput | None = None  # the latest training step's output
+        self.interrupted = 0  # the signal number once SIGINT/SIGTERM asked to stop (training/interrupt.py)
 
     # ---------------------------------------------------------------- the loop
     def fit(
@@ -152,6 +153,7 @@ class Trainer:
             self._hook("on_train_batch_end", out)
             if self.max_steps is not None and s.global_step >= self.max_steps:
                 s.should_stop, s.stop_reason = True, f"reached max_steps={self.max_steps}"
+            self._stop_if_interrupted()  # at the step boundary: the state is whole
             if s.should_stop:
                 break
         if ran:  # an epoch resumed at its very end ran nothing and keeps its restored metrics
@@ -197,6 +199,8 @@ class Trainer:
         was_training = task.training
         task.eval()
         for batch in loader:
+            if split == "val":
+                self._stop_if_interrupted()  # a validation pass is abandoned: it is redone on resume
             with self.precision.autocast():
                 task.evaluation_step(self.to_device(batch), split)
         task.train(was_training)
@@ -207,6 +211,12 @@ class Trainer:
         return metrics
 
     # ---------------------------------------------------------------- helpers
+    def _stop_if_interrupted(self) -> None:
+        if self.interrupted:
+            from deepstrata.training.interrupt import TrainingInterrupted
+
+            raise TrainingInterrupted(self.interrupted, epoch=self.state.epoch, step=self.state.global_step)
+
     def log(self, record: dict[str, Any]) -> None:
         """Send one metrics record to every callback (the metrics file, the progress bar, trackers)."""
         record = {"step": self.state.global_step, "epoch": self.state.epoch, **record}
