@@ -15,6 +15,7 @@ class DeepstrataError(Exception):
     """Base class of every error deepstrata raises on purpose."""
 
     exit_code = 1
+    label = "error: "  # how the CLI's one line starts; an interrupt is not an error of the user's
 
 
 class UserError(DeepstrataError, ValueError):

@@ -27,3 +27,11 @@ def test_lab_trainability_and_normalization_small(tmp_path):
 def test_lab_unknown_names_fail_with_a_hint(tmp_path, capsys):
     assert main(["lab", "trainability", "--activations", "relux", "--out", str(tmp_path)]) == 2
     assert "unknown activation 'relux'; did you mean relu" in capsys.readouterr().err
+
+
+def test_lab_optimizers_says_when_the_target_was_not_reached(tmp_path, capsys):
+    # 30 plain SGD steps cannot reach the ill-conditioned quadratic's target; Adam's line is shown too.
+    assert main(["lab", "optimizers", "--optimizers", "sgd,adam", "--surfaces", "quadratic", "--steps", "30", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "sgd did not reach the target in 30 steps" in out
+    assert "None" not in out

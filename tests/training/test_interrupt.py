@@ -49,7 +49,7 @@ def test_signal_writes_a_checkpoint_prints_one_line_and_exits_with_the_shell_cod
     assert proc.returncode == code, err[-2000:]
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
-    assert "interrupted at epoch" in lines[0] and f"resume with: strata train --resume {run_dir}" in lines[0]
+    assert lines[0].startswith("interrupted at epoch") and f"resume with: strata train --resume {run_dir}" in lines[0]
 
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "interrupted" and info["interrupted_at"]["signal"] == sig

@@ -25,6 +25,8 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class TrainingInterrupted(DeepstrataError):
     """Training stopped on a signal. `exit_code` is 128 + the signal number (130, 143)."""
 
+    label = ""  # the CLI prints "interrupted at epoch E step S; resume with: ..." as it is
+
     def __init__(self, signum: int, *, epoch: int, step: int, immediate: bool = False, run_dir: Any = None):
         self.signum, self.epoch, self.step, self.immediate, self.run_dir = signum, epoch, step, immediate, run_dir
         self.exit_code = 128 + signum

@@ -26,6 +26,14 @@ def _names(text: str, choices: tuple[str, ...], what: str) -> tuple[str, ...]:
     return names
 
 
+def _steps_to_target(optimizer: str, row: dict, budget: int) -> str:
+    """`adam 41 steps (lr 0.1)`, or, when the budget ran out first, say so instead of `None steps`."""
+    if row["steps_to_target"] is None:
+        final = "diverged" if row["final_loss"] is None else f"final loss {row['final_loss']:.3g}"
+        return f"{optimizer} did not reach the target in {budget} steps (best lr {row['lr']:.2g}, {final})"
+    return f"{optimizer} {row['steps_to_target']} steps (lr {row['lr']:.2g})"
+
+
 def register(app: typer.Typer) -> None:
     lab = typer.Typer(help="Foundations labs: trainability vs depth, optimizer landscapes, normalisation vs batch size.", no_args_is_help=True)
     app.add_typer(lab, name="lab")
@@ -63,7 +71,7 @@ def register(app: typer.Typer) -> None:
 
         summary = optimizers_lab(out, optimizers=_names(names, tuple(LAB_OPTIMIZERS), "optimizer"), surfaces=_names(surfaces, tuple(SURFACES), "surface"), steps=steps)
         for surface, rows in summary.items():
-            typer.echo(f"{surface}: " + ", ".join(f"{o} {r['steps_to_target']} steps (lr {r['lr']:.2g})" for o, r in rows.items()))
+            typer.echo(f"{surface}: " + ", ".join(_steps_to_target(o, r, steps) for o, r in rows.items()))
         typer.echo(f"wrote {out}")
 
     @lab.command()
