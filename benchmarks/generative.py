@@ -121,7 +121,7 @@ class Judges:
         test = torch.stack([bundle.test[i][0] for i in range(len(bundle.test))])
         train_x = torch.stack([bundle.train[i][0] for i in range(len(bundle.train))])
         with torch.no_grad():
-            feats = torch.cat([judge.forward_features(b) for b in test.split(1000)])
+            feats = torch.cat([judge.forward_head(judge.forward_features(b), pre_logits=True) for b in test.split(1000)])
         half = len(test) // 2
         self.figures += [
             {"name": f"{dataset} judge classifier test accuracy", "value": run.metrics["test/accuracy"], "unit": "", "note": f"{model['name']}, trained separately (seed 1)"},
@@ -140,8 +140,8 @@ def frechet_figures(judges: Judges, dataset: str, label: str, samples: Any, note
     n = len(samples)
     real = train_x[torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))[:n]]
     with torch.no_grad():
-        fake_f = torch.cat([judge.forward_features(b.clamp(0, 1)) for b in samples.split(500)])
-        real_f = torch.cat([judge.forward_features(b) for b in real.split(500)])
+        fake_f = torch.cat([judge.forward_head(judge.forward_features(b.clamp(0, 1)), pre_logits=True) for b in samples.split(500)])
+        real_f = torch.cat([judge.forward_head(judge.forward_features(b), pre_logits=True) for b in real.split(500)])
     figures = [{"name": f"{label}: Frechet distance to test ({n} samples)", "value": frechet_from_features(test_feats, fake_f), "unit": "", "note": note or f"{dataset} judge's penultimate features"}]
     if (dataset, n) not in judges.floors:
         judges.floors.add((dataset, n))

@@ -45,7 +45,7 @@ def linear_probe(recipe: str) -> tuple[float, float, float]:
         xs, ys = [], []
         with torch.no_grad():
             for x, y in exp.loader(split):
-                xs.append(model.forward_features(x))
+                xs.append(model.forward_head(model.forward_features(x), pre_logits=True))
                 ys.append(y)
         return torch.cat(xs).numpy(), torch.cat(ys).numpy()
 

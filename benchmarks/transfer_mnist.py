@@ -91,8 +91,8 @@ def linear_probe(source_dir: str) -> dict[str, tuple[float, int, int]]:
     out = {}
     for name, model in (("pretrained on 0-4", pretrained), ("random init", random_body)):
         with torch.no_grad():
-            train = model.forward_features(data.x).numpy()
-            test = torch.cat([model.forward_features(x) for x in data.test_x.split(512)]).numpy()
+            train = model.forward_head(model.forward_features(data.x), pre_logits=True).numpy()
+            test = torch.cat([model.forward_head(model.forward_features(x), pre_logits=True) for x in data.test_x.split(512)]).numpy()
         scaler = StandardScaler().fit(train)
         clf = LogisticRegression(max_iter=5000).fit(scaler.transform(train), data.y.numpy())
         var = np.linalg.svd(test - test.mean(0), compute_uv=False) ** 2

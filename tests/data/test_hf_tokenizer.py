@@ -34,9 +34,9 @@ def test_ids_equal_transformers_tokenizer(tok, texts, use_fast) -> None:
     Python implementation that reads vocab.txt; both must give our ids, padding and truncation included."""
     from transformers import AutoTokenizer
 
-    from deepstrata.transfer.hf_encoder import encoder_dir
+    from deepstrata.data.hf_directory import hf_model_dir
 
-    reference = AutoTokenizer.from_pretrained(str(encoder_dir(MINILM)), use_fast=use_fast, local_files_only=True)
+    reference = AutoTokenizer.from_pretrained(str(hf_model_dir(MINILM)), use_fast=use_fast, local_files_only=True)
     for max_len in (16, 64):
         expected = reference(texts, truncation=True, max_length=max_len, padding="max_length", return_tensors="pt")["input_ids"]
         ours = tok.encode_padded(texts, max_len)

@@ -43,7 +43,8 @@ def test_classifier_ignores_padding() -> None:
     padded = torch.cat([x, torch.zeros(1, 6, dtype=torch.long)], dim=1)
     with torch.no_grad():
         torch.testing.assert_close(model(padded), model(x), rtol=1e-5, atol=1e-5)
-        assert model.forward_features(x).shape == (1, 32)
+        feats = model.forward_features(padded)
+        assert feats.shape == (1, 15, 32) and not feats[:, 9:].any() and model.forward_head(feats, pre_logits=True).shape == (1, 32)
 
 
 def test_init_from_copies_the_pretrained_encoder(tmp_path: Path) -> None:

@@ -2,11 +2,15 @@
 
 Every registered model builds from its registered `example`, runs forward and backward on a
 tiny batch without NaNs, and round-trips through model.json + model.safetensors with
-identical outputs. Classification backbones also honour the Backbone interface.
+identical outputs. Classification backbones also honour the Backbone interface (features
+before pooling in the layout they declare, forward == forward_head(forward_features), pooled
+pre-logits, intermediate stages, reset_head), and keep the state-dict names recorded in
+backbone_state_keys.json, so model.safetensors files written before keep loading.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +22,8 @@ from deepstrata.registry import MODELS, catalog
 from deepstrata.run.artifact import load_model, save_model
 
 MODEL_NAMES = sorted(catalog()["model"])
+FEATURE_RANK = {"NCHW": 4, "NLC": 3, "NC": 2}
+STATE_KEYS = json.loads((Path(__file__).parent / "backbone_state_keys.json").read_text())
 
 
 def example_batch(meta: dict[str, Any], batch: int = 2) -> torch.Tensor:
@@ -70,21 +76,57 @@ def test_save_load_round_trip(name: str, tmp_path: Path) -> None:
     model = MODELS.get(name)(**kwargs).eval()
     x = example_batch(meta)
     save_model(model, tmp_path, {"architecture": name, "kwargs": kwargs})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.safetensors", "model.safetensors.sha256"]
     loaded, _ = load_model(tmp_path)
     with torch.no_grad():
         extras = example_extras(meta)
         torch.testing.assert_close(first_tensor(loaded(x, *extras)), first_tensor(model(x, *extras)), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", [n for n in MODEL_NAMES if issubclass(type(MODELS.get(n)(**MODELS.meta(n)["example"].get("kwargs", {}))), Backbone)])
+BACKBONES = [n for n in MODEL_NAMES if issubclass(type(MODELS.get(n)(**MODELS.meta(n)["example"].get("kwargs", {}))), Backbone)]
+
+
+@pytest.mark.parametrize("name", BACKBONES)
 def test_backbone_interface(name: str) -> None:
     meta = MODELS.meta(name)
     model = MODELS.get(name)(**meta["example"].get("kwargs", {})).eval()
     x = example_batch(meta)
+    n = x.shape[0]
     with torch.no_grad():
         feats = model.forward_features(x)
-        assert feats.shape == (x.shape[0], model.num_features)
-        torch.testing.assert_close(model.forward_head(feats), model(x))
-        model.reset_head(3)
-        assert model(x).shape == (x.shape[0], 3)
+        assert model.feature_format in FEATURE_RANK, f"{name}: feature_format must be one of {sorted(FEATURE_RANK)}"
+        assert feats.dim() == FEATURE_RANK[model.feature_format] and feats.shape[0] == n, f"{name} declares {model.feature_format}, gives {tuple(feats.shape)}"
+        torch.testing.assert_close(model.forward_head(feats), model(x), rtol=0, atol=0)
+        assert model.forward_head(feats, pre_logits=True).shape == (n, model.num_features)
+        stages = model.forward_intermediates(x)
+        assert stages and all(isinstance(t, torch.Tensor) and t.shape[0] == n for t in stages)
+        assert len(model.forward_intermediates(x, 1)) == 1
+        torch.testing.assert_close(model.forward_intermediates(x, [-1])[0], stages[-1], rtol=0, atol=0)
+        width = model(x).shape[1]
+        model.reset_head(width + 1)
+        assert model(x).shape == (n, width + 1)
+
+
+@pytest.mark.parametrize("name", sorted(STATE_KEYS))
+def test_backbone_state_dict_keys_unchanged(name: str) -> None:
+    """Recorded before forward_features stopped pooling: a run saved then must still load by name."""
+    torch.manual_seed(0)
+    model = MODELS.get(name)(**MODELS.meta(name)["example"].get("kwargs", {}))
+    assert list(model.state_dict()) == STATE_KEYS[name]
+
+
+def test_intermediate_indices_follow_timm() -> None:
+    torch.manual_seed(0)
+    model = MODELS.get("resnet")(num_classes=3, layers=[1, 1, 1], widths=[4, 8, 16]).eval()
+    x = torch.rand(2, 1, 8, 8)
+    with torch.no_grad():
+        every = model.forward_intermediates(x)
+        assert [t.shape[1:] for t in every] == [(4, 8, 8), (8, 4, 4), (16, 2, 2)]
+        torch.testing.assert_close(every[-1], model.forward_features(x), rtol=0, atol=0)
+        assert [t.shape[1] for t in model.forward_intermediates(x, 2)] == [8, 16]  # n = the last n stages
+        assert [t.shape[1] for t in model.forward_intermediates(x, [2, 0, -3])] == [4, 16]  # stage order, once each
+        with pytest.raises(ValueError, match="stage index 3 is out of range for 3 stages"):
+            model.forward_intermediates(x, [3])
+        with pytest.raises(ValueError, match="the last 4 stages, but it has 3"):
+            model.forward_intermediates(x, 4)
+    assert not model.layer1._forward_hooks  # the hooks are removed again

@@ -76,7 +76,8 @@ def test_stages_halve_resolution_and_projection_shortcuts_match_shapes() -> None
     assert model.layer1[0].downsample is None  # same shape: identity shortcut
     assert isinstance(model.layer2[0].downsample[0], nn.Conv2d) and model.layer2[0].downsample[0].stride == (2, 2)
     x = torch.rand(2, 1, 8, 8)
-    assert model.forward_features(x).shape == (2, 16)
+    assert [tuple(t.shape) for t in model.forward_intermediates(x)] == [(2, 4, 8, 8), (2, 8, 4, 4), (2, 16, 2, 2)]
+    assert model.forward_features(x).shape == (2, 16, 2, 2) and model.forward_head(model.forward_features(x), pre_logits=True).shape == (2, 16)
 
 
 @pytest.mark.parametrize("norm, kind", [("group", nn.GroupNorm), ("layer", nn.GroupNorm), ("batch", nn.BatchNorm2d)])

@@ -48,6 +48,29 @@ def test_bidirectional_summary_is_forward_final_and_backward_first() -> None:
     torch.testing.assert_close(summary[:, 3:], out[:, 0, 3:])
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_final_state_pooled_from_the_padded_outputs_is_torch_h_n(cell: str, bidirectional: bool) -> None:
+    """The head pools the per-step features (zeros at padding) without the input, and gets exactly the
+    last layer's h_n that torch's packed recurrence returns: the summary the classifier always used."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    torch.manual_seed(0)
+    clf = rnn_classifier(num_classes=3, cell=cell, vocab_size=20, embed_dim=8, hidden_size=6, num_layers=2, bidirectional=bidirectional).eval()
+    x = torch.randint(1, 20, (4, 9))
+    for row, length in ((1, 4), (2, 1), (3, 7)):
+        x[row, length:] = 0
+    lengths = (x != 0).sum(dim=1)
+    with torch.no_grad():
+        _, state = clf.encoder.rnn(pack_padded_sequence(clf.encoder.embed(x), lengths, batch_first=True, enforce_sorted=False))
+        h_n = state[0] if isinstance(state, tuple) else state  # (layers * directions, N, H)
+        expected = torch.cat(list(h_n[-clf.encoder.directions :]), dim=-1)
+        feats = clf.forward_features(x)  # (N, T, D)
+        assert not feats[1, 4:].any() and feats.shape == (4, 9, clf.num_features)
+        torch.testing.assert_close(clf.forward_head(feats, pre_logits=True), expected, rtol=0, atol=0)
+        torch.testing.assert_close(clf(x), clf.head(expected), rtol=0, atol=0)
+
+
 def test_classifier_learns_an_order_dependent_rule() -> None:
     """Label = whether token 1 comes before token 2: the same bag of tokens, only the order differs."""
     g = torch.Generator().manual_seed(0)

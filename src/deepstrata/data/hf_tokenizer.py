@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from deepstrata.data.hf_directory import hf_model_dir
 from deepstrata.data.tokenizers import Tokenizer, _ints
 from deepstrata.errors import DataError
 
@@ -55,9 +56,7 @@ class PretrainedTokenizer(Tokenizer):
         """Read `path`/tokenizer.json (and special_tokens_map.json); `path` may name an installed model package."""
         from tokenizers import Tokenizer as HFTokenizer
 
-        from deepstrata.transfer.hf_encoder import encoder_dir
-
-        directory = encoder_dir(path)
+        directory = hf_model_dir(path)
         file = directory / "tokenizer.json"
         if not file.is_file():
             raise DataError(f"'{directory}' has no tokenizer.json; give the directory of a Hugging Face model saved with a fast tokenizer")

@@ -1,5 +1,5 @@
 """Registered model families; every classifier shares the `Backbone` interface."""
 
-from deepstrata.models.base import Backbone, check_input
+from deepstrata.models.base import Backbone
 
-__all__ = ["Backbone", "check_input"]
+__all__ = ["Backbone"]

@@ -24,9 +24,10 @@ from torch import nn
 from deepstrata.data.tokenizers import PAD
 from deepstrata.errors import UserError
 from deepstrata.models.base import Backbone
-from deepstrata.models.transformer_seq2seq import check_tokens
 from deepstrata.nn.attention import padding_mask
+from deepstrata.nn.input_checks import check_tokens
 from deepstrata.nn.norms import NormKind, make_norm
+from deepstrata.nn.pooling import masked_mean, nonzero_steps
 from deepstrata.nn.positional import LearnedPositionalEmbedding
 from deepstrata.nn.transformer import TransformerStack
 from deepstrata.registry import register_model
@@ -84,7 +85,14 @@ class BertMLM(nn.Module):
 
 
 class BertClassifier(Backbone):
-    """Encoder, pooled over non-padding tokens ("mean") or the first (<cls>) token, then a linear head."""
+    """Encoder, pooled over non-padding tokens ("mean") or the first (<cls>) token, then a linear head.
+
+    `forward_features` gives the encoder's token states (N, T, D); with mean pooling the padding
+    tokens' states are zeros, so the head averages the others without seeing the input. The
+    stages of `forward_intermediates` are the encoder blocks (before the final norm, padding kept).
+    """
+
+    feature_format = "NLC"
 
     def __init__(self, *, num_classes: int, pooling: Literal["mean", "cls"], **encoder_kwargs: object):
         super().__init__()
@@ -93,11 +101,19 @@ class BertClassifier(Backbone):
         self.head = nn.Linear(self.encoder.dim, num_classes)
 
     def forward_features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (N, T) -> token states (N, T, D), zeros at padding when pooling is "mean"."""
         h, pad = self.encoder(tokens)  # (N, T, D)
         if self.pooling == "cls":
-            return h[:, 0]
-        keep = (~pad).unsqueeze(-1).to(h.dtype)  # (N, T, 1)
-        return (h * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1.0)  # (N, D)
+            return h
+        return h * (~pad).unsqueeze(-1).to(h.dtype)
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """(N, T, D) -> the first token, or the mean of the non-padding (non-zero) tokens, (N, D) -> head."""
+        x = features[:, 0] if self.pooling == "cls" else masked_mean(features, nonzero_steps(features))
+        return x if pre_logits else self.head(x)
+
+    def feature_stages(self) -> list[nn.Module]:
+        return list(self.encoder.blocks.blocks)
 
 
 def resolve_run(path: str) -> Path:

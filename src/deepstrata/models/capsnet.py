@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepstrata.models.base import Backbone, check_input
+from deepstrata.models.base import Backbone
+from deepstrata.nn.input_checks import check_input
 from deepstrata.registry import register_model
 
 
@@ -75,9 +76,13 @@ class CapsNet(Backbone):
     """Conv -> primary capsules -> class capsules (routing) -> lengths; a decoder reconstructs the input.
 
     `forward` returns the class capsules' lengths (N, K), the scores the margin loss and the
-    accuracy read. `forward_features` gives the squashed primary capsules, flattened, and the
-    head is the routing layer, so `reset_head` gives new class capsules (and a new decoder).
+    accuracy read. `forward_features` gives the squashed primary capsules, flattened (N, P * D):
+    nothing is pooled, so that vector is also the pre-logits one. The head is the routing
+    layer, so `reset_head` gives new class capsules (and a new decoder). The stages of
+    `forward_intermediates` are the ReLU convolution's map and the primary capsule convolution's.
     """
+
+    feature_format = "NC"
 
     def __init__(
         self,
@@ -99,6 +104,7 @@ class CapsNet(Backbone):
         self.in_channels, self.image_size = in_channels, image_size
         self.primary_dim, self.class_dim, self.decoder_hidden = primary_dim, class_dim, decoder_hidden
         self.conv = nn.Conv2d(in_channels, conv_channels, conv_kernel)
+        self.relu = nn.ReLU()
         self.primary = nn.Conv2d(conv_channels, primary_maps * primary_dim, primary_kernel, stride=primary_stride)
         grid = (image_size - conv_kernel + 1 - primary_kernel) // primary_stride + 1
         if grid < 1:
@@ -126,7 +132,7 @@ class CapsNet(Backbone):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) images -> (N, P * primary_dim) squashed primary capsules."""
         check_input("CapsNet.conv", x, (None, self.in_channels, self.image_size, self.image_size))
-        h = F.relu(self.conv(x))
+        h = self.relu(self.conv(x))
         p = self.primary(h)  # (N, maps * D, g, g)
         n = p.shape[0]
         p = p.view(n, self.primary_maps, self.primary_dim, self.grid, self.grid).permute(0, 1, 3, 4, 2)  # (N, maps, g, g, D)
@@ -136,8 +142,12 @@ class CapsNet(Backbone):
         """(N, C, H, W) -> class capsules (N, K, class_dim)."""
         return self.head(self.forward_features(x))
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features).norm(dim=-1)  # (N, K) lengths in [0, 1)
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """(N, P * D) primary capsules -> routing -> class capsules' lengths (N, K) in [0, 1)."""
+        return features if pre_logits else self.head(features).norm(dim=-1)
+
+    def feature_stages(self) -> list[nn.Module]:
+        return [self.relu, self.primary]
 
     def reconstruct(self, capsules: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Decode the image from the capsule of `labels` (the others masked to zero): (N, C, H, W)."""

@@ -8,30 +8,23 @@ the pooled features. (Simonyan & Zisserman 2015, "Very Deep Convolutional Networ
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import nn
 
-from deepstrata.models.base import Backbone, check_input
+from deepstrata.models.base import Backbone
+from deepstrata.nn.input_checks import check_input
+from deepstrata.nn.norms import ConvNorm, conv_norm
 from deepstrata.registry import register_model
-
-Norm = Literal["batch", "group", "layer", "none"]
-
-
-def norm_layer(kind: Norm, channels: int) -> nn.Module:
-    """A normalisation layer over `channels` feature maps."""
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "group":
-        return nn.GroupNorm(min(8, channels), channels)
-    if kind == "layer":
-        return nn.GroupNorm(1, channels)  # one group = LayerNorm over (C, H, W)
-    return nn.Identity()
 
 
 class SmallCNN(Backbone):
-    """Conv stages of two 3x3 conv-norm-ReLU layers each, max-pooling between stages."""
+    """Conv stages of two 3x3 conv-norm-ReLU layers each, max-pooling between stages.
+
+    Stage i (for `forward_intermediates`) is the output of the i-th stage's last ReLU, before
+    the max-pooling that follows it.
+    """
+
+    feature_format = "NCHW"
 
     def __init__(
         self,
@@ -40,17 +33,19 @@ class SmallCNN(Backbone):
         num_classes: int = 10,
         image_size: int = 8,
         widths: tuple[int, ...] = (32, 64),
-        norm: Norm = "batch",
+        norm: ConvNorm = "batch",
         dropout: float = 0.25,
     ):
         super().__init__()
         self.in_channels = in_channels
         layers: list[nn.Module] = []
+        self.stage_ends: list[int] = []  # index in `features` of each stage's last ReLU
         channels = in_channels
         for i, width in enumerate(widths):
             for _ in range(2):
-                layers += [nn.Conv2d(channels, width, 3, padding=1, bias=norm == "none"), norm_layer(norm, width), nn.ReLU()]
+                layers += [nn.Conv2d(channels, width, 3, padding=1, bias=norm == "none"), conv_norm(norm, width), nn.ReLU()]
                 channels = width
+            self.stage_ends.append(len(layers) - 1)
             if i < len(widths) - 1:
                 layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
@@ -59,10 +54,17 @@ class SmallCNN(Backbone):
         self.head = nn.Linear(channels, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) images -> (N, widths[-1]) pooled features."""
+        """(N, C, H, W) images -> (N, widths[-1], H / 2^(stages-1), W / 2^(stages-1)) feature map."""
         check_input("SmallCNN.features", x, (None, self.in_channels, None, None))
-        x = self.features(x)  # (N, widths[-1], H / 2^(stages-1), W / 2^(stages-1))
-        return self.dropout(self.pool(x).flatten(1))
+        return self.features(x)
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """(N, widths[-1], h, w) -> global average pool -> dropout -> (N, widths[-1]) -> head."""
+        x = self.dropout(self.pool(features).flatten(1))
+        return x if pre_logits else self.head(x)
+
+    def feature_stages(self) -> list[nn.Module]:
+        return [self.features[i] for i in self.stage_ends]
 
 
 @register_model("small_cnn", example={"input_shape": [1, 8, 8], "kwargs": {"num_classes": 10}})
@@ -71,7 +73,7 @@ def small_cnn(
     in_channels: int = 1,
     num_classes: int = 10,
     widths: list[int] = [32, 64],  # noqa: B006 - copied into a tuple, never mutated
-    norm: Norm = "batch",
+    norm: ConvNorm = "batch",
     dropout: float = 0.25,
 ) -> SmallCNN:
     """Small VGG-style CNN: stages of two 3x3 conv-norm-ReLU layers, max-pool between stages."""

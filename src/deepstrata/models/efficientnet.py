@@ -25,8 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepstrata.errors import ConfigError
-from deepstrata.models.base import Backbone, check_input
+from deepstrata.models.base import Backbone
 from deepstrata.nn.drop_path import DropPath
+from deepstrata.nn.input_checks import check_input
+from deepstrata.nn.norms import conv_norm
 from deepstrata.nn.squeeze_excitation import SqueezeExcitation
 from deepstrata.registry import register_model
 
@@ -66,14 +68,8 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     return rounded + divisor if rounded < 0.9 * value else rounded
 
 
-def _norm(kind: Norm, channels: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    return nn.GroupNorm(min(8, channels) if kind == "group" else 1, channels)
-
-
 def conv_norm_act(cin: int, cout: int, kernel: int, *, stride: int = 1, groups: int = 1, norm: Norm = "batch", act: bool = True) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False), _norm(norm, cout)]
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False), conv_norm(norm, cout)]
     if act:
         layers.append(nn.SiLU(inplace=True))
     return nn.Sequential(*layers)
@@ -102,7 +98,13 @@ class MBConv(nn.Module):
 
 
 class EfficientNet(Backbone):
-    """stem 3x3 -> MBConv stages (scaled) -> 1x1 conv -> global pool -> dropout -> head."""
+    """stem 3x3 -> MBConv stages (scaled) -> 1x1 conv -> global pool -> dropout -> head.
+
+    The stages of `forward_intermediates` are the MBConv stages (the output of each stage's last
+    block) and then the 1x1 head convolution, whose output is `forward_features`.
+    """
+
+    feature_format = "NCHW"
 
     def __init__(
         self,
@@ -136,6 +138,7 @@ class EfficientNet(Backbone):
         repeats = [math.ceil(s.repeats * depth_mult) for s in stages]
         total, seen = sum(repeats), 0
         blocks: list[nn.Module] = []
+        self.stage_ends: list[int] = []  # index in `blocks` of each stage's last block
         cin = stem
         for spec, n in zip(stages, repeats):
             cout = ch(spec.channels)
@@ -146,6 +149,7 @@ class EfficientNet(Backbone):
                            se_ratio=se_ratio, norm=norm, drop_path=rate)  # fmt: skip
                 )
                 cin, seen = cout, seen + 1
+            self.stage_ends.append(len(blocks) - 1)
         self.blocks = nn.Sequential(*blocks)
         head = ch(head_channels) if width_mult > 1 else head_channels  # B0..B7: the head widens, never shrinks
         self.conv_head = conv_norm_act(cin, head, 1, norm=norm)
@@ -154,12 +158,19 @@ class EfficientNet(Backbone):
         self.head = nn.Linear(head, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) -> (N, head_channels); resized to `resolution` first when one is set."""
+        """(N, C, H, W) -> (N, head_channels, H', W'); resized to `resolution` first when one is set."""
         check_input("EfficientNet.stem", x, (None, self.in_channels, None, None))
         if self.resolution is not None and tuple(x.shape[-2:]) != (self.resolution, self.resolution):
             x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False)
-        x = self.conv_head(self.blocks(self.stem(x)))
-        return self.dropout(self.pool(x).flatten(1))
+        return self.conv_head(self.blocks(self.stem(x)))
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """(N, head_channels, H', W') -> global average pool -> dropout -> (N, head_channels) -> head."""
+        x = self.dropout(self.pool(features).flatten(1))
+        return x if pre_logits else self.head(x)
+
+    def feature_stages(self) -> list[nn.Module]:
+        return [self.blocks[i] for i in self.stage_ends] + [self.conv_head]
 
 
 @register_model("efficientnet", example={"input_shape": [1, 8, 8], "kwargs": {"num_classes": 10, "base_width": 0.25, "depth_mult": 0.3, "head_channels": 32}})

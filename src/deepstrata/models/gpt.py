@@ -16,8 +16,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from deepstrata.models.transformer_seq2seq import check_tokens
 from deepstrata.nn.attention import KVCache
+from deepstrata.nn.input_checks import check_tokens
 from deepstrata.nn.norms import NormKind
 from deepstrata.nn.positional import LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding
 from deepstrata.nn.sampling import sample_next

@@ -17,17 +17,23 @@ import torch
 from torch import nn
 
 from deepstrata.errors import ConfigError
-from deepstrata.models.base import Backbone, check_input
-from deepstrata.models.cnn import Norm, norm_layer
-from deepstrata.models.mlp import ACTIVATIONS
+from deepstrata.models.base import Backbone
+from deepstrata.nn.activations import ACTIVATIONS
+from deepstrata.nn.input_checks import check_input
+from deepstrata.nn.norms import ConvNorm, conv_norm
+from deepstrata.nn.pooling import POOLS, Pool
 from deepstrata.registry import register_model
-
-Pool = Literal["max", "avg"]
-POOLS: dict[str, type[nn.Module]] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 
 
 class LeNet5(Backbone):
-    """conv5x5(pad 2) -> pool -> conv5x5 -> pool -> flatten -> FC -> FC -> linear head."""
+    """conv5x5(pad 2) -> pool -> conv5x5 -> pool -> flatten -> FC -> FC -> linear head.
+
+    `forward_features` is the second stage's pooled map (16@5x5 on 28x28 inputs); the head
+    flattens it through the fully connected layers, whose last output (the paper's 84 units)
+    is the pre-logits vector. The two stages are the convolution stages, each after its pooling.
+    """
+
+    feature_format = "NCHW"
 
     def __init__(
         self,
@@ -39,7 +45,7 @@ class LeNet5(Backbone):
         hidden: tuple[int, ...] = (120, 84),
         activation: Literal["relu", "tanh", "gelu", "silu"] = "relu",
         pool: Pool = "max",
-        norm: Norm = "none",
+        norm: ConvNorm = "none",
         dropout: float = 0.0,
     ):
         super().__init__()
@@ -53,11 +59,11 @@ class LeNet5(Backbone):
         c1, c2 = channels
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, c1, 5, padding=2, bias=norm == "none"),
-            norm_layer(norm, c1),
+            conv_norm(norm, c1),
             act(),
             POOLS[pool](2),
             nn.Conv2d(c1, c2, 5, bias=norm == "none"),
-            norm_layer(norm, c2),
+            conv_norm(norm, c2),
             act(),
             POOLS[pool](2),
         )
@@ -70,9 +76,17 @@ class LeNet5(Backbone):
         self.head = nn.Linear(width, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, S, S) images -> (N, hidden[-1]) features (the 84 units of the paper)."""
+        """(N, C, S, S) images -> (N, channels[1], side, side) feature map, side = (S // 2 - 4) // 2."""
         check_input("LeNet5.features", x, (None, self.in_channels, self.image_size, self.image_size))
-        return self.classifier(self.features(x))
+        return self.features(x)
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """(N, channels[1], side, side) -> flatten -> FC layers -> (N, hidden[-1]) -> head."""
+        x = self.classifier(features)
+        return x if pre_logits else self.head(x)
+
+    def feature_stages(self) -> list[nn.Module]:
+        return [self.features[3], self.features[7]]  # the two pooling layers
 
 
 @register_model("lenet5", example={"input_shape": [1, 28, 28], "kwargs": {"num_classes": 10}})
@@ -85,7 +99,7 @@ def lenet5(
     hidden: list[int] = [120, 84],  # noqa: B006
     activation: Literal["relu", "tanh", "gelu", "silu"] = "relu",
     pool: Pool = "max",
-    norm: Norm = "none",
+    norm: ConvNorm = "none",
     dropout: float = 0.0,
 ) -> LeNet5:
     """LeNet-5 (LeCun et al. 1998): two 5x5 conv + pool stages, FC 120-84, linear head."""

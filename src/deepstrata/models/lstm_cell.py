@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from deepstrata.models.base import check_input
+from deepstrata.nn.input_checks import check_input
 
 
 class LSTMCell(nn.Module):

@@ -13,22 +13,20 @@ from typing import Literal
 import torch
 from torch import nn
 
-from deepstrata.models.base import Backbone, check_input
+from deepstrata.models.base import Backbone
+from deepstrata.nn.activations import ACTIVATIONS, Activation
+from deepstrata.nn.input_checks import check_input
 from deepstrata.registry import register_model
-
-Activation = Literal["relu", "gelu", "tanh", "sigmoid", "silu", "leaky_relu"]
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "silu": nn.SiLU,
-    "leaky_relu": nn.LeakyReLU,
-}
 
 
 class MLP(Backbone):
-    """Flatten, then [Linear -> norm -> activation -> dropout] x len(hidden), then a linear head."""
+    """Flatten, then [Linear -> norm -> activation -> dropout] x len(hidden), then a linear head.
+
+    There is no spatial map to pool: `forward_features` is the last hidden layer's (N, hidden[-1])
+    vector, and the stages of `forward_intermediates` are the hidden layers.
+    """
+
+    feature_format = "NC"
 
     def __init__(
         self,
@@ -54,12 +52,16 @@ class MLP(Backbone):
             width = h
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, num_classes)
+        self.stage_ends = [i for i, m in enumerate(layers) if isinstance(m, nn.Dropout)]  # each hidden layer's last module
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, ...) with prod(...) == in_features -> (N, hidden[-1])."""
         x = x.flatten(1)  # (N, in_features)
         check_input("MLP.body", x, (None, self.in_features))
         return self.body(x)
+
+    def feature_stages(self) -> list[nn.Module]:
+        return [self.body[i] for i in self.stage_ends]
 
 
 @register_model("mlp", example={"input_shape": [1, 8, 8], "kwargs": {"in_features": 64, "num_classes": 10}})

@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 from deepstrata.errors import ConfigError
-from deepstrata.models.base import Backbone, check_input
-from deepstrata.models.cnn import Norm, norm_layer
+from deepstrata.models.base import Backbone
 from deepstrata.nn.drop_path import DropPath
+from deepstrata.nn.input_checks import check_input
+from deepstrata.nn.norms import ConvNorm, conv_norm
 from deepstrata.registry import register_model
 
 Stem = Literal["conv3", "conv3_s2", "imagenet"]
@@ -37,13 +38,13 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, cin: int, width: int, *, stride: int = 1, norm: Norm = "batch", drop_path: float = 0.0):
+    def __init__(self, cin: int, width: int, *, stride: int = 1, norm: ConvNorm = "batch", drop_path: float = 0.0):
         super().__init__()
         cout = width * self.expansion
         self.conv1 = conv3x3(cin, width, stride)
-        self.bn1 = norm_layer(norm, width)
+        self.bn1 = conv_norm(norm, width)
         self.conv2 = conv3x3(width, cout)
-        self.bn2 = norm_layer(norm, cout)
+        self.bn2 = conv_norm(norm, cout)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = _shortcut(cin, cout, stride, norm)
         self.drop_path = DropPath(drop_path)
@@ -64,15 +65,15 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, cin: int, width: int, *, stride: int = 1, norm: Norm = "batch", drop_path: float = 0.0):
+    def __init__(self, cin: int, width: int, *, stride: int = 1, norm: ConvNorm = "batch", drop_path: float = 0.0):
         super().__init__()
         cout = width * self.expansion
         self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
-        self.bn1 = norm_layer(norm, width)
+        self.bn1 = conv_norm(norm, width)
         self.conv2 = conv3x3(width, width, stride)
-        self.bn2 = norm_layer(norm, width)
+        self.bn2 = conv_norm(norm, width)
         self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
-        self.bn3 = norm_layer(norm, cout)
+        self.bn3 = conv_norm(norm, cout)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = _shortcut(cin, cout, stride, norm)
         self.drop_path = DropPath(drop_path)
@@ -90,18 +91,24 @@ class Bottleneck(nn.Module):
         return self.relu(shortcut + self.drop_path(self.residual(x)))
 
 
-def _shortcut(cin: int, cout: int, stride: int, norm: Norm) -> nn.Module | None:
+def _shortcut(cin: int, cout: int, stride: int, norm: ConvNorm) -> nn.Module | None:
     """Identity when shapes match, else a strided 1x1 projection (the paper's option B)."""
     if stride == 1 and cin == cout:
         return None
-    return nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), norm_layer(norm, cout))
+    return nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), conv_norm(norm, cout))
 
 
 BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
 class ResNet(Backbone):
-    """stem -> layer1..layerK (stage i at width widths[i], stride 2 from the second stage) -> pool -> head."""
+    """stem -> layer1..layerK (stage i at width widths[i], stride 2 from the second stage) -> pool -> head.
+
+    The stages of `forward_intermediates` are the residual stages layer1..layerK (not the stem);
+    the last one's output is `forward_features`.
+    """
+
+    feature_format = "NCHW"
 
     def __init__(
         self,
@@ -112,7 +119,7 @@ class ResNet(Backbone):
         layers: tuple[int, ...] = (2, 2, 2, 2),
         widths: tuple[int, ...] = (64, 128, 256, 512),
         stem: Stem = "conv3",
-        norm: Norm = "batch",
+        norm: ConvNorm = "batch",
         global_pool: Literal["avg", "max"] = "avg",
         zero_init_residual: bool = False,
         drop_path: float = 0.0,
@@ -132,7 +139,7 @@ class ResNet(Backbone):
         else:
             self.conv1 = conv3x3(in_channels, stem_width, stride=2 if stem == "conv3_s2" else 1)
             self.maxpool = nn.Identity()
-        self.bn1 = norm_layer(norm, stem_width)
+        self.bn1 = conv_norm(norm, stem_width)
         self.relu = nn.ReLU(inplace=True)
         total, seen = sum(layers), 0
         channels = stem_width
@@ -162,16 +169,21 @@ class ResNet(Backbone):
                 if isinstance(norm, (nn.BatchNorm2d, nn.GroupNorm)):
                     nn.init.zeros_(norm.weight)
 
-    def stages(self) -> list[nn.Sequential]:
+    def feature_stages(self) -> list[nn.Module]:
         return [getattr(self, f"layer{i + 1}") for i in range(self.num_stages)]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) -> (N, widths[-1] * expansion) globally pooled features."""
+        """(N, C, H, W) -> (N, widths[-1] * expansion, H', W'): the last stage's feature map."""
         check_input("ResNet.conv1", x, (None, self.in_channels, None, None))
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (N, widths[0], H', W')
-        for stage in self.stages():
+        for stage in self.feature_stages():
             x = stage(x)
-        return self.dropout(self.global_pool(x).flatten(1))
+        return x
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """(N, C, H', W') -> global pool -> dropout -> (N, C) -> head."""
+        x = self.dropout(self.global_pool(features).flatten(1))
+        return x if pre_logits else self.head(x)
 
 
 def _resnet(block: Literal["basic", "bottleneck"], layers: tuple[int, ...], width: int, **kwargs) -> ResNet:
@@ -191,7 +203,7 @@ def resnet(
     layers: list[int] = [1, 1, 1],  # noqa: B006 - copied into a tuple, never mutated
     widths: list[int] = [32, 64, 128],  # noqa: B006
     stem: Stem = "conv3",
-    norm: Norm = "batch",
+    norm: ConvNorm = "batch",
     global_pool: Literal["avg", "max"] = "avg",
     zero_init_residual: bool = False,
     drop_path: float = 0.0,
@@ -206,7 +218,7 @@ def resnet(
 
 @register_model("resnet20", example=_EX)
 def resnet20(
-    *, in_channels: int = 1, num_classes: int = 10, width: int = 16, stem: Stem = "conv3", norm: Norm = "batch",
+    *, in_channels: int = 1, num_classes: int = 10, width: int = 16, stem: Stem = "conv3", norm: ConvNorm = "batch",
     zero_init_residual: bool = False, drop_path: float = 0.0,
 ) -> ResNet:  # fmt: skip
     """ResNet-20 for small images (He et al. 2016, sec. 4.2): 3 stages of 3 basic blocks, widths 16-32-64."""
@@ -216,7 +228,7 @@ def resnet20(
 
 @register_model("resnet18", example=_EX)
 def resnet18(
-    *, in_channels: int = 1, num_classes: int = 10, width: int = 64, stem: Stem = "conv3", norm: Norm = "batch",
+    *, in_channels: int = 1, num_classes: int = 10, width: int = 64, stem: Stem = "conv3", norm: ConvNorm = "batch",
     zero_init_residual: bool = False, drop_path: float = 0.0,
 ) -> ResNet:  # fmt: skip
     """ResNet-18: 4 stages of 2 basic blocks; `stem="imagenet"` is the paper's 7x7/2 + max-pool."""
@@ -226,7 +238,7 @@ def resnet18(
 
 @register_model("resnet34", example=_EX)
 def resnet34(
-    *, in_channels: int = 1, num_classes: int = 10, width: int = 64, stem: Stem = "conv3", norm: Norm = "batch",
+    *, in_channels: int = 1, num_classes: int = 10, width: int = 64, stem: Stem = "conv3", norm: ConvNorm = "batch",
     zero_init_residual: bool = False, drop_path: float = 0.0,
 ) -> ResNet:  # fmt: skip
     """ResNet-34: basic blocks (3, 4, 6, 3)."""
@@ -236,7 +248,7 @@ def resnet34(
 
 @register_model("resnet50", example=_EX)
 def resnet50(
-    *, in_channels: int = 1, num_classes: int = 10, width: int = 64, stem: Stem = "conv3", norm: Norm = "batch",
+    *, in_channels: int = 1, num_classes: int = 10, width: int = 64, stem: Stem = "conv3", norm: ConvNorm = "batch",
     zero_init_residual: bool = False, drop_path: float = 0.0,
 ) -> ResNet:  # fmt: skip
     """ResNet-50: bottleneck blocks (3, 4, 6, 3), output width 4 x 8 x `width`."""

@@ -24,7 +24,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from deepstrata.models.base import Backbone, check_input
+from deepstrata.models.base import Backbone
+from deepstrata.nn.input_checks import check_input
+from deepstrata.nn.pooling import masked_mean, nonzero_steps
 from deepstrata.registry import register_model
 
 Cell = Literal["rnn", "lstm", "gru"]
@@ -36,7 +38,8 @@ class SequenceEncoder(nn.Module):
 
     Token ids (N, T) go through an embedding when `vocab_size` is given; otherwise the input is
     (N, T, input_size) floats. The summary is the last layer's final hidden state (forward and,
-    if bidirectional, backward concatenated) or the mean of the outputs over non-padding steps.
+    if bidirectional, backward concatenated) or the mean of the outputs over non-padding steps;
+    `pool` computes it from the outputs alone, whose padding steps are zeros.
     """
 
     def __init__(
@@ -85,24 +88,45 @@ class SequenceEncoder(nn.Module):
             lengths = (x != self.pad_id).sum(dim=1).clamp(min=1)  # (N,)
         if lengths is not None and bool((lengths < x.shape[1]).any()):
             packed = pack_padded_sequence(seq, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            out_packed, state = self.rnn(packed)
-            out, _ = pad_packed_sequence(out_packed, batch_first=True, total_length=x.shape[1])  # (N, T, D)
+            out_packed, _ = self.rnn(packed)
+            out, _ = pad_packed_sequence(out_packed, batch_first=True, total_length=x.shape[1])  # (N, T, D), zeros at padding
         else:
-            out, state = self.rnn(seq)  # (N, T, D)
-        h_n = state[0] if isinstance(state, tuple) else state  # (layers * directions, N, H)
+            out, _ = self.rnn(seq)  # (N, T, D)
+        return out, self.pool(out, lengths)
+
+    @property
+    def masks_padding(self) -> bool:
+        """Whether padding steps are packed away (token inputs with a `pad_id`); their outputs are then zeros."""
+        return self.embed is not None and self.pad_id is not None
+
+    def pool(self, out: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-step outputs (N, T, D) -> summary (N, D); `lengths` (N,) are the real steps of each row.
+
+        Without `lengths`, a padding-masking encoder counts the non-zero steps (its padding
+        outputs are zeros). "last" is the last layer's final hidden state: the forward
+        direction's output at the last real step and, if bidirectional, the backward
+        direction's output at step 0, the values of torch's h_n (a test checks they are equal).
+        """
+        if lengths is None and self.masks_padding:
+            lengths = nonzero_steps(out).sum(dim=1).clamp(min=1)  # (N,)
         if self.pooling == "mean":
             if lengths is None:
-                summary = out.mean(dim=1)
-            else:
-                mask = (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]).unsqueeze(-1)
-                summary = (out * mask).sum(dim=1) / lengths[:, None]
-        else:
-            summary = torch.cat(list(h_n[-self.directions :]), dim=-1)  # last layer, every direction: (N, D)
-        return out, summary
+                return out.mean(dim=1)
+            return masked_mean(out, torch.arange(out.shape[1], device=out.device)[None, :] < lengths[:, None])
+        hidden = out.shape[-1] // self.directions
+        last = out[:, -1, :hidden] if lengths is None else out[torch.arange(out.shape[0], device=out.device), lengths - 1, :hidden]
+        return last if self.directions == 1 else torch.cat([last, out[:, 0, hidden:]], dim=-1)  # (N, D)
 
 
 class RNNClassifier(Backbone):
-    """One label per sequence: encoder summary (N, D) -> dropout -> Linear -> (N, num_classes)."""
+    """One label per sequence: encoder summary (N, D) -> dropout -> Linear -> (N, num_classes).
+
+    `forward_features` gives the per-step outputs (N, T, D), zeros at padding; the head pools
+    them as the encoder does (final state or mean). The recurrent stack is the one stage of
+    `forward_intermediates` (torch's fused layers do not expose the states of the lower ones).
+    """
+
+    feature_format = "NLC"
 
     def __init__(self, *, encoder: SequenceEncoder, num_classes: int, dropout: float = 0.0):
         super().__init__()
@@ -111,7 +135,16 @@ class RNNClassifier(Backbone):
         self.head = nn.Linear(encoder.out_dim, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.encoder(x)[1])
+        """(N, T) token ids or (N, T, input_size) -> per-step outputs (N, T, D)."""
+        return self.encoder(x)[0]
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """(N, T, D) -> summary (final state or mean) -> dropout -> (N, D) -> head."""
+        x = self.drop(self.encoder.pool(features))
+        return x if pre_logits else self.head(x)
+
+    def feature_stages(self) -> list[nn.Module]:
+        return [self.encoder]
 
 
 class RNNTagger(nn.Module):

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepstrata.models.base import check_input
+from deepstrata.nn.input_checks import check_input
 from deepstrata.registry import register_model
 
 State = tuple[torch.Tensor, ...]  # decoder state tensors, each with the batch first

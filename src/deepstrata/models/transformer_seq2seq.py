@@ -17,18 +17,11 @@ from torch import nn
 
 from deepstrata.data.tokenizers import BOS, EOS, PAD
 from deepstrata.nn.attention import padding_mask
+from deepstrata.nn.input_checks import check_tokens
 from deepstrata.nn.norms import NormKind
 from deepstrata.nn.positional import LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding
 from deepstrata.nn.transformer import TransformerStack
 from deepstrata.registry import register_model
-
-
-def check_tokens(layer: str, x: torch.Tensor, max_len: int) -> None:
-    """Token ids must be (N, T) integers with 1 <= T <= max_len."""
-    if x.dim() != 2 or x.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"{layer} expected (N, T) integer token ids, got {x.dtype} {tuple(x.shape)}")
-    if not 1 <= x.shape[1] <= max_len:
-        raise ValueError(f"{layer} expected (N, T) token ids with 1 <= T <= max_len={max_len}, got {tuple(x.shape)}")
 
 
 class TransformerSeq2Seq(nn.Module):

@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 from deepstrata.errors import ConfigError
-from deepstrata.models.base import Backbone, check_input
+from deepstrata.models.base import Backbone
 from deepstrata.nn.attention import MultiHeadAttention
 from deepstrata.nn.drop_path import DropPath
+from deepstrata.nn.input_checks import check_input
 from deepstrata.nn.transformer import FeedForward
 from deepstrata.registry import register_model
 
@@ -80,7 +81,13 @@ class EncoderBlock(nn.Module):
 
 
 class VisionTransformer(Backbone):
-    """patch_embed -> [cls; patches] + pos_embed -> blocks -> LayerNorm -> class token (or mean) -> head."""
+    """patch_embed -> [cls; patches] + pos_embed -> blocks -> LayerNorm -> class token (or mean) -> head.
+
+    `forward_features` gives every token after the final LayerNorm, the class token first; the
+    stages of `forward_intermediates` are the encoder blocks (their tokens, before that norm).
+    """
+
+    feature_format = "NLC"
 
     def __init__(
         self,
@@ -125,12 +132,19 @@ class VisionTransformer(Backbone):
         return self.pos_drop(torch.cat([cls, x], dim=1) + self.pos_embed)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, S, S) -> (N, D): the final class token (or the mean patch token)."""
+        """(N, C, S, S) -> (N, 1 + g*g, D): the class token and the patch tokens after the final norm."""
         x = self.tokens(x)
         for block in self.blocks:
             x, _ = block(x)
-        x = self.norm(x)
-        return x[:, 0] if self.pool == "cls" else x[:, 1:].mean(dim=1)
+        return self.norm(x)
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """(N, 1 + g*g, D) -> the class token (or the mean patch token) (N, D) -> head."""
+        x = features[:, 0] if self.pool == "cls" else features[:, 1:].mean(dim=1)
+        return x if pre_logits else self.head(x)
+
+    def feature_stages(self) -> list[nn.Module]:
+        return list(self.blocks)
 
     @torch.no_grad()
     def attention_maps(self, x: torch.Tensor) -> list[torch.Tensor]:

