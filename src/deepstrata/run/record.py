@@ -22,11 +22,10 @@ from deepstrata.run.run_dir import RUN_INFO
 
 def model_spec(exp: Any) -> dict[str, Any]:
     """model.json's content for a built experiment (besides the version, added on save)."""
-    task = exp.recipe.task
     return {
         "architecture": exp.recipe.model.name,
         "kwargs": exp.recipe.model.kwargs,
-        "task": task if isinstance(task, str) else task.name,
+        "task": exp.recipe.task.name,  # the resolved recipe always names its task
         "class_names": exp.data.class_names,
         "input_spec": exp.data.input_spec,
         "dataset": exp.data.name,

@@ -141,14 +141,13 @@ class Run:
 
     @property
     def task_name(self) -> str:
-        """The registered task name; config.yaml writes `task:` as a name or as {name, ...}."""
-        task = self.config.get("task")
-        if isinstance(task, Mapping):
-            task = task.get("name")
+        """The registered task name; config.yaml writes `task:` as a name (older runs) or as {name, ...}."""
+        from deepstrata.config import task_mapping
+
+        task = task_mapping(self.config.get("task"))
         if not task and self.has_model:
-            task = self.spec.get("task")
-        if isinstance(task, Mapping):
-            task = task.get("name")
+            task = task_mapping(self.spec.get("task"))
+        task = task.get("name") if isinstance(task, Mapping) else None
         if not task:
             raise UserError(f"'{self.path}' names no task in {CONFIG}; train it again with a current deepstrata")
         return str(task)
@@ -159,6 +158,11 @@ class Run:
         from deepstrata.tasks.base import task_class
 
         return task_class(self.task_name)
+
+    @property
+    def tested_weights(self) -> dict[str, Any] | None:
+        """Which weights the test metrics (and model.safetensors) come from: {"which", "epoch", ...}."""
+        return self.info.get("tested_weights")
 
     @property
     def class_names(self) -> list[str] | None:
@@ -310,7 +314,7 @@ class Run:
         folders = [root / tool] if tool is not None else sorted(p for p in root.iterdir() if p.is_dir())
         out = []
         for folder in folders:
-            for result in sorted(folder.glob(f"*/{RESULT}")):
+            for result in sorted(folder.glob(f"*/{RESULT}"), key=lambda p: _stamp_order(p.parent.name)):
                 item = _read_json(result, missing=None)
                 if isinstance(item, dict):
                     out.append({**item, "dir": str(result.parent)})
@@ -372,6 +376,14 @@ def check_same_split(run_dir: Path, recorded: Mapping[str, Any], rebuilt: Mappin
                 f"({key}: {rebuilt[key]} != {recorded[key]}); the data changed since training. "
                 "Point data.root/data.path at the original files, or train again"
             )
+
+
+def _stamp_order(stamp: str) -> tuple[str, int]:
+    """`20261202-101500-10` after `...-2`: the time, then the same-second counter as a number."""
+    parts = stamp.split("-")
+    if len(parts) == 3 and parts[2].isdigit():
+        return "-".join(parts[:2]), int(parts[2])
+    return stamp, 0
 
 
 def _check_split_name(name: str) -> None:

@@ -29,6 +29,26 @@ from deepstrata.errors import UserError
 SPLITS = ("train", "val", "test")
 
 
+@dataclass(frozen=True)
+class Quality:
+    """How a run of a task is judged: one metric, its direction, and what it has to beat.
+
+    `metric` is logged as `<split>/<metric>`. `baselines` are metrics the task logs beside it on
+    the same split (a bigram's bits per character, persistence's MAE); `classical` compares with
+    the scikit-learn models of `strata baseline` (baselines.json) and `majority_class` with always
+    predicting the most frequent test class. A value at `fails_at` (no sequence exactly right)
+    fails whatever the baselines say; `good_at` judges the value alone when nothing else can.
+    """
+
+    metric: str
+    higher_is_better: bool = True
+    baselines: tuple[str, ...] = ()
+    classical: bool = False
+    majority_class: bool = False
+    fails_at: float | None = None
+    good_at: float | None = None
+
+
 @dataclass
 class StepOutput:
     """What one step produced. loss: scalar tensor; preds/target: for metrics and reports."""
@@ -43,6 +63,13 @@ class Task(nn.Module):
     """Holds the model, the loss and per-split metrics; subclasses define the steps."""
 
     kind = "task"
+    # What the report's diagnosis judges the model by (None: the task names no quality metric).
+    quality: Quality | None = None
+    # Whether train/validation loss curves speak to under- or overfitting at all; False where
+    # the loss is a game between players (a GAN) or an objective with no baseline to read it by.
+    curves_show_fit = True
+    # True when StepOutput.batch_size counts input samples, so samples/s means something.
+    counts_samples = True
 
     def __init__(self, model: nn.Module, loss: nn.Module, metrics: dict[str, Any]):
         super().__init__()
@@ -130,6 +157,23 @@ class Task(nn.Module):
     def save_test_predictions(self, loader: Any, path: Path) -> bool:
         """Write the test-set dump the report reads (`test_predictions.npz`); False when the task keeps none."""
         return False
+
+    # What tools feed the model (profiling, export): `model(*task.model_inputs(batch))`.
+    def model_inputs(self, batch: Any) -> tuple[Any, ...]:
+        """The positional arguments of `model(...)` for a loader batch; by default its first element."""
+        return (batch[0],) if isinstance(batch, (list, tuple)) else (batch,)
+
+    def repeat_inputs(self, inputs: tuple[Any, ...], n: int) -> tuple[Any, ...]:
+        """`model_inputs` for exactly n samples, made by tiling a real batch's rows (a sample is one row).
+
+        Every tensor argument is indexed with the same rows 0, 1, ..., so paired inputs (a
+        source and its target prefix, images and their labels) stay paired.
+        """
+        rows = next((a.shape[0] for a in inputs if isinstance(a, torch.Tensor) and a.dim() > 0), None)
+        if rows is None:
+            raise ValueError(f"{type(self).__name__}.repeat_inputs: no tensor argument with a batch dimension in the model inputs")
+        index = torch.arange(n) % rows
+        return tuple(a[index.to(a.device)] if isinstance(a, torch.Tensor) and a.dim() > 0 else a for a in inputs)
 
 
 def task_class(name: str) -> type[Task]:

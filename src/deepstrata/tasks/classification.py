@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from deepstrata.registry import register_task
-from deepstrata.tasks.base import StepOutput, Task
+from deepstrata.tasks.base import Quality, StepOutput, Task
 
 
 class ClassificationTask(Task):
@@ -26,6 +26,7 @@ class ClassificationTask(Task):
     kind = "classification"
     default_loss = "cross_entropy"
     default_metrics = ("accuracy",)
+    quality = Quality("accuracy", classical=True, majority_class=True, good_at=0.8)
 
     def shared_step(self, batch: Any) -> StepOutput:
         x, y = batch

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from deepstrata.registry import register_task
-from deepstrata.tasks.base import StepOutput, Task
+from deepstrata.tasks.base import Quality, StepOutput, Task
 
 BASELINES = ("persistence", "seasonal_naive", "linear_ar")
 RIDGE = 1e-6  # keeps the least-squares system well posed; relative to the features' scale
@@ -30,6 +30,7 @@ class ForecastingTask(Task):
     kind = "forecasting"
     default_loss = "mse"
     default_metrics = ("mae", "rmse")
+    quality = Quality("mae", higher_is_better=False, baselines=("persistence_mae", "seasonal_naive_mae"))
 
     def __init__(self, model: nn.Module, loss: nn.Module, metrics: dict[str, Any], *, data: Any = None):
         super().__init__(model, loss, metrics)

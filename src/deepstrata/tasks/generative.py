@@ -10,9 +10,11 @@ labels are passed only to class-conditional models. (Kingma & Welling 2014 for t
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
+from torch import nn
 
 from deepstrata.errors import UserError
 from deepstrata.losses.model_objective import ModelObjective
@@ -27,6 +29,7 @@ class GenerativeTask(Task):
     kind = "generative"
     default_loss = "model_objective"
     default_metrics = ()
+    curves_show_fit = False  # a GAN's two losses are a game, an ELBO has no baseline here: no fit verdict
 
     def __init__(self, model: Any, loss: Any, metrics: dict[str, Any]):
         super().__init__(model, loss, metrics)
@@ -52,6 +55,25 @@ class GenerativeTask(Task):
             result.update({f"{split}/{k}": v / count for k, v in sorted(self._term_sum[split].items())})
         self._term_sum[split] = {}
         return result
+
+    def model_inputs(self, batch: Any) -> tuple[Any, ...]:
+        """What the model's `forward` takes for a batch: (x,), plus the labels for a class-conditional model.
+
+        The labels go to the parameter named `y`, earlier optional ones keep their defaults (DDPM's
+        `forward(x, t, y)` gets t=None: step 0). A model without a `forward` of its own is run
+        through `objective(x, y)`, which takes the same two.
+        """
+        x, y = batch if isinstance(batch, (list, tuple)) else (batch, None)
+        if y is None or not getattr(self.model, "conditional", False):
+            return (x,)
+        forward = type(self.model).forward
+        if forward is nn.Module.forward:
+            return (x, y)
+        params = [p for p in inspect.signature(forward).parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][1:]
+        names = [p.name for p in params]
+        if "y" not in names[1:] or any(p.default is p.empty for p in params[1 : names.index("y")]):
+            return (x,)  # labels are optional for every conditional forward (the "no label" input)
+        return (x, *(p.default for p in params[1 : names.index("y")]), y)
 
     reads = "none"
     predict_hint = "this run is a generative model: it samples rather than predicts; use `strata sample RUN_DIR --n 16`"

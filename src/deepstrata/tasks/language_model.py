@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from deepstrata.data.tokenizers import FILENAME, Tokenizer, tokenizer_from_dict
 from deepstrata.errors import UserError
 from deepstrata.registry import register_task
-from deepstrata.tasks.base import SPLITS, StepOutput, Task
+from deepstrata.tasks.base import SPLITS, Quality, StepOutput, Task
 
 ALPHAS = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003)
 
@@ -73,6 +73,7 @@ class LanguageModelTask(Task):
     kind = "language_modeling"
     default_loss = "cross_entropy"
     default_metrics = ()
+    quality = Quality("bits_per_char", higher_is_better=False, baselines=("bigram_bits_per_char",))
     reads = "none"
     predict_hint = "this run is a language model: it continues text; use `strata generate RUN_DIR \"def main(\"`"
 

@@ -12,6 +12,7 @@ teaches spelling rather than meaning. `whole_word=True` selects whole identifier
 a word together (BERT's whole-word masking; span masking in SpanBERT, Joshi et al. 2020), and
 `mask_rate` raises the share of hidden tokens (40% works well, Wettig et al. 2023). On the
 standard-library text the rate mattered most; whole words on top fine-tuned best (docs/transformers.md).
+A recipe asks for both with `task: {name: masked_lm, mask_rate: 0.4, whole_word: true}`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 from deepstrata.data.tokenizers import FILENAME, MASK, SPECIALS, Tokenizer, tokenizer_from_dict
 from deepstrata.errors import UserError
 from deepstrata.registry import register_task
-from deepstrata.tasks.base import SPLITS, StepOutput, Task
+from deepstrata.tasks.base import SPLITS, Quality, StepOutput, Task
 from deepstrata.tasks.language_model import split_tensors
 from deepstrata.transforms.text import IGNORE, mlm_mask
 
@@ -85,6 +86,9 @@ class MaskedLMTask(Task):
     kind = "masked_lm"
     default_loss = "cross_entropy"
     default_metrics = ()
+    quality = Quality("masked_accuracy", baselines=("unigram_accuracy",))
+    reads = "none"
+    predict_hint = "this run is a masked language model (pretraining); fine-tune it for a task with `strata finetune RUN_DIR RECIPE`"
 
     def __init__(
         self,
@@ -184,9 +188,3 @@ class MaskedLMTask(Task):
 def masked_lm(*, model: Any, loss: Any, metrics: dict[str, Any], data: Any = None, mask_rate: float = 0.15, whole_word: bool = False) -> MaskedLMTask:
     """BERT pretraining: 80/10/10 masking, loss at masked positions, accuracy vs a unigram guess."""
     return MaskedLMTask(model, loss, metrics, data=data, mask_prob=mask_rate, whole_word=whole_word)
-
-
-@register_task("masked_lm_whole_word")
-def masked_lm_whole_word(*, model: Any, loss: Any, metrics: dict[str, Any], data: Any = None) -> MaskedLMTask:
-    """masked_lm hiding whole identifiers, 40% of the tokens (SpanBERT; Wettig et al. 2023), 80/10/10."""
-    return masked_lm(model=model, loss=loss, metrics=metrics, data=data, mask_rate=0.4, whole_word=True)

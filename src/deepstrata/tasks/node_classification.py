@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from deepstrata.registry import register_task
-from deepstrata.tasks.base import StepOutput, Task
+from deepstrata.tasks.base import Quality, StepOutput, Task
 
 
 @dataclass
@@ -48,11 +48,24 @@ class NodeClassificationTask(Task):
     kind = "node_classification"
     default_loss = "cross_entropy"
     default_metrics = ("accuracy",)
+    quality = Quality("accuracy", good_at=0.8)
     reads = "none"
+    counts_samples = False  # a step's batch_size is the number of labelled nodes of one graph
     predict_hint = "a node-classification run predicts the nodes of its own graph; use `strata evaluate RUN_DIR`"
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return self.model(x, edge_index)
+
+    def model_inputs(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x (N, F), edge_index (2, E)): the whole graph, as `forward` takes it."""
+        g = GraphBatch.from_batch(batch)
+        return g.x, g.edge_index
+
+    def repeat_inputs(self, inputs: tuple[Any, ...], n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """n disjoint copies of the graph (a sample is one whole graph): (n N, F) features, (2, n E) edges."""
+        x, edge_index = inputs
+        offsets = torch.arange(n, device=edge_index.device).repeat_interleave(edge_index.shape[1]) * x.shape[0]  # (n E,)
+        return x.repeat(n, 1), edge_index.repeat(1, n) + offsets
 
     def shared_step(self, batch: Any) -> StepOutput:
         g = GraphBatch.from_batch(batch)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from deepstrata.registry import register_task
-from deepstrata.tasks.base import StepOutput, Task
+from deepstrata.tasks.base import Quality, StepOutput, Task
 
 
 class RegressionTask(Task):
@@ -21,6 +21,7 @@ class RegressionTask(Task):
     kind = "regression"
     default_loss = "mse"
     default_metrics = ("mae", "rmse")
+    quality = Quality("rmse", higher_is_better=False, classical=True)
 
     def shared_step(self, batch: Any) -> StepOutput:
         x, y = batch

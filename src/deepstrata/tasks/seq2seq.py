@@ -24,7 +24,7 @@ from torch import nn
 
 from deepstrata.errors import UserError
 from deepstrata.registry import register_task
-from deepstrata.tasks.base import StepOutput, Task
+from deepstrata.tasks.base import Quality, StepOutput, Task
 
 NUM_EXAMPLES = 6  # test inputs whose decoding and attention the report shows
 
@@ -33,6 +33,7 @@ class Seq2SeqTask(Task):
     kind = "seq2seq"
     default_loss = "cross_entropy"
     default_metrics = ("exact_match", "token_accuracy")
+    quality = Quality("exact_match", fails_at=0.0, good_at=0.8)
 
     def __init__(self, model: nn.Module, loss: nn.Module, metrics: dict[str, Any], *, data: Any = None, beam_size: int = 4):
         super().__init__(model, loss, metrics)
@@ -55,6 +56,11 @@ class Seq2SeqTask(Task):
         real = tgt_out != self.pad_id
         loss = self.loss_fn(logits[real], tgt_out[real])
         return StepOutput(loss=loss, batch_size=src.shape[0], preds=None, target=tgt_out)
+
+    def model_inputs(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(src (N, S), tgt_in (N, T-1)): one teacher-forced pass, as in training."""
+        src, tgt = batch
+        return src, tgt[:, :-1]
 
     @torch.no_grad()
     def evaluation_step(self, batch: Any, split: str) -> StepOutput:

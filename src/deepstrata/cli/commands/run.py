@@ -21,16 +21,17 @@ def _print_metrics(title: str, metrics: dict[str, float]) -> None:
 
 
 def _prediction_line(row: dict) -> str:
-    """`digit.npy[2]: label=3, class_name=3, probability=0.9912, top 3: 3 (0.9912), 8 (0.0050), 5 (0.0021)`."""
+    """`digit.npy[2]: label=3, class_name=3, probability=0.9912, top 3: 3 (0.9912), 8 (0.0050), 5 (0.0021)`,
+    then one indented `warning: ...` line per warning the Predictor gave the input."""
     where = row["input"] + (f"[{row['row']}]" if "row" in row else "")
     parts = []
     for key, value in row.items():
-        if key in ("input", "row", "top_k"):
+        if key in ("input", "row", "top_k", "warnings"):
             continue
         parts.append(f"{key}={round(value, 4) if isinstance(value, float) else value}")
     if "top_k" in row:
         parts.append(f"top {len(row['top_k'])}: " + ", ".join(f"{t['class_name']} ({t['probability']:.4f})" for t in row["top_k"]))
-    return f"{where}: " + ", ".join(parts)
+    return f"{where}: " + ", ".join(parts) + "".join(f"\n  warning: {w}" for w in row.get("warnings", []))
 
 
 def register(app: typer.Typer) -> None:
@@ -63,8 +64,13 @@ def register(app: typer.Typer) -> None:
         """Rebuild a run's model from model.json + model.safetensors and recompute a split's metrics."""
         from deepstrata import api
 
+        from deepstrata.training.test_weights import describe
+
         result = api.evaluate(run_dir, split=split)
         _print_metrics(f"{split} metrics", result.metrics)
+        tested = describe(api.open_run(run_dir).tested_weights)
+        if tested:
+            typer.echo(f"weights: {tested}")
         typer.echo(f"run: {run_dir}")
         if as_json:
             typer.echo(result.to_json())

@@ -18,14 +18,18 @@ from deepstrata.run.run import Run
 
 @register_report_section("metrics_table")
 def metrics_table(run: Run) -> Section | None:
-    """Final test metrics, and the last epoch's train and validation metrics."""
+    """Final test metrics (and which epoch's weights produced them), then the last epoch's train and validation metrics."""
+    from deepstrata.training.test_weights import describe
+
     rows = [(k, v) for k, v in sorted(run.test_metrics.items())]
     epochs = run.scope("epoch")
     if epochs:
         rows += [(k, v) for k, v in sorted(epochs[-1].items()) if k.startswith(("train/", "val/"))]
     if not rows:
         return None
-    return Section("Final metrics", table_html(rows, ("metric", "value")), order=10)
+    tested = describe(run.tested_weights)
+    note = f"<p>Test metrics from the weights of {html.escape(tested)}; train/ and val/ rows are the last epoch's.</p>" if tested else ""
+    return Section("Final metrics", note + table_html(rows, ("metric", "value")), order=10)
 
 
 @register_report_section("config")
