@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deepstrata.config import Recipe, apply_override, load_recipe
+from deepstrata.config import Recipe, apply_override, load_recipe, task_mapping
 from deepstrata.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,3 +91,46 @@ def test_resolved_recipe_round_trips_through_yaml(tiny_recipe: dict) -> None:
     recipe = load_recipe(tiny_recipe)
     again = load_recipe(yaml.safe_load(recipe.to_yaml()))
     assert again == recipe
+
+
+def test_misspelled_strategy_and_precision_suggest_the_closest(tiny_recipe: dict) -> None:
+    with pytest.raises(ConfigError, match=r"trainer\.strategy: unknown strategy 'dpp'; did you mean ddp\? \(choices: auto, ddp, fsdp, single"):
+        load_recipe(tiny_recipe, ["trainer.strategy=dpp"])
+    with pytest.raises(ConfigError, match=r"trainer\.precision: unknown precision 'bf61'; did you mean bf16\?"):
+        load_recipe(tiny_recipe, ["trainer.precision=bf61"])
+    recipe = load_recipe(tiny_recipe, ["trainer.strategy=single", "trainer.precision=bf16"])
+    assert (recipe.trainer.strategy, recipe.trainer.precision) == ("single", "bf16")
+
+
+def test_task_name_is_short_for_a_spec(tiny_recipe: dict) -> None:
+    recipe = load_recipe(tiny_recipe, ["task=classification"])
+    assert recipe.task.name == "classification" and recipe.task.kwargs == {}
+    assert load_recipe(yaml.safe_load(recipe.to_yaml())).task == recipe.task
+    with pytest.raises(ConfigError, match=r"task\.name: unknown task 'clasification'; did you mean classification\?"):
+        load_recipe(tiny_recipe, ["task=clasification"])
+
+
+def test_task_arguments_are_checked_against_the_factory(tiny_recipe: dict) -> None:
+    with pytest.raises(ConfigError, match=r"task\.mask_rat: unknown key; did you mean mask_rate\? \(valid keys: mask_rate, whole_word\)"):
+        load_recipe(tiny_recipe, ["task={name: masked_lm, mask_rat: 0.4}"])
+    with pytest.raises(ConfigError, match=r"task\.mask_rate: Input should be a valid number"):
+        load_recipe(tiny_recipe, ["task={name: masked_lm, mask_rate: lots}"])
+    # What the framework hands a task (model, loss, metrics, data) is not a recipe key.
+    with pytest.raises(ConfigError, match=r"task\.data: unknown key"):
+        load_recipe(tiny_recipe, ["task={name: masked_lm, data: x}"])
+    with pytest.raises(ConfigError, match=r"task\.mask_rate: unknown key \('task' takes no arguments; remove the key\)"):
+        load_recipe(tiny_recipe, ["task={name: classification, mask_rate: 0.4}"])
+    recipe = load_recipe(tiny_recipe, ["task={name: masked_lm, mask_rate: 0.4, whole_word: true}"])
+    assert recipe.task.kwargs == {"mask_rate": 0.4, "whole_word": True}
+
+
+def test_old_runs_retired_task_name_migrates(tmp_path: Path, tiny_recipe: dict) -> None:
+    """A run written before `task:` took arguments saved `task: masked_lm_whole_word` in its config.yaml."""
+    old = tmp_path / "config.yaml"
+    old.write_text(yaml.safe_dump({**tiny_recipe, "task": "masked_lm_whole_word"}))
+    recipe = load_recipe(old)
+    assert recipe.task.name == "masked_lm" and recipe.task.kwargs == {"mask_rate": 0.4, "whole_word": True}
+    # Readers of a run's raw config.yaml / model.json `task` get the same answer without validating a recipe.
+    assert task_mapping("masked_lm_whole_word") == {"name": "masked_lm", "mask_rate": 0.4, "whole_word": True}
+    assert task_mapping("classification") == {"name": "classification"}
+    assert task_mapping({"name": "masked_lm", "mask_rate": 0.3}) == {"name": "masked_lm", "mask_rate": 0.3}

@@ -39,7 +39,7 @@ def test_run_directory_layout(flagship: api.RunResult) -> None:
     assert run.parent.name == "digits_cnn"
     names = {p.name for p in run.iterdir()}
     assert {"config.yaml", "metrics.jsonl", "checkpoints", "model.safetensors", "model.json", "report.html", "run.json"} <= names
-    assert {p.name for p in (run / "checkpoints").iterdir()} == {"last.pt", "best.safetensors"}
+    assert {p.name for p in (run / "checkpoints").iterdir()} == {"last.pt", "last.pt.sha256", "best.safetensors", "best.safetensors.sha256"}
     spec = json.loads((run / "model.json").read_text())
     assert spec["architecture"] == "small_cnn"
     assert spec["kwargs"]["num_classes"] == 10 and spec["kwargs"]["in_channels"] == 1
@@ -52,7 +52,7 @@ def test_resolved_config_is_a_runnable_recipe(flagship: api.RunResult) -> None:
 
     saved = load_recipe(flagship.run_dir / "config.yaml")
     assert saved.model.kwargs["num_classes"] == 10  # inferred from the data, then recorded
-    assert saved.task == "classification"
+    assert saved.task.name == "classification"
     original = yaml.safe_load((REPO / "recipes" / "digits_cnn.yaml").read_text())
     assert saved.optimizer.name == original["optimizer"]["name"]
 

@@ -35,8 +35,6 @@ LAYERS: list[set[str]] = [
 # (importing module, imported module) pairs that break the layering today; the work on issue #13
 # removes them. Delete an entry once its import is gone: test_known_violations_still_exist says when.
 KNOWN: set[tuple[str, str]] = {
-    # config -> run: the rule for safe run names lives in run/run_dir.py
-    ("deepstrata.config", "deepstrata.run.run_dir"),
     # optim -> training: the plateau scheduler is a training callback
     ("deepstrata.optim.plateau", "deepstrata.training.callbacks.base"),
     # training -> run: atomic writes and checksums live in run/ but are needed below it

@@ -53,3 +53,41 @@ def test_get_imports_only_the_defining_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("plural", "names"),
+    [
+        ("strategies", {"single", "ddp", "fsdp"}),
+        ("precisions", {"fp32", "bf16", "fp16"}),
+        ("finetune_strategies", {"feature_extraction", "fine_tuning", "gradual_unfreezing"}),
+        ("key_maps", {"timm_resnet", "timm_vit"}),
+    ],
+)
+def test_engine_and_transfer_kinds_are_listed(plural: str, names: set[str]) -> None:
+    """`strata list strategies` (and precisions, finetune_strategies, key_maps) show what recipes may name."""
+    from deepstrata.catalog import list_components
+
+    assert names <= set(list_components(plural))
+
+
+@pytest.mark.parametrize(
+    ("kind", "typo", "closest"),
+    [("strategy", "dpp", "ddp"), ("precision", "bf61", "bf16"), ("finetune_strategy", "fine_tunning", "fine_tuning"), ("key_map", "timm_vti", "timm_vit")],
+)
+def test_misspelled_names_of_the_new_kinds_suggest_the_closest(kind: str, typo: str, closest: str) -> None:
+    with pytest.raises(UserError, match=rf"unknown {kind} '{typo}'; did you mean {closest}\?"):
+        registry(kind).get(typo)
+
+
+def test_the_registry_is_below_the_recipe_layer() -> None:
+    """registry.py imports nothing of config.py (config uses the registry, never the reverse)."""
+    import ast
+    from pathlib import Path
+
+    import deepstrata.registry as reg
+
+    tree = ast.parse(Path(reg.__file__).read_text(encoding="utf-8"))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "deepstrata.config" not in imported and "deepstrata" not in imported

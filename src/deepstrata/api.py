@@ -74,6 +74,7 @@ def train(
     from deepstrata.training.interrupt import TrainingInterrupted, interruptible
     from deepstrata.training.precision import build_precision
     from deepstrata.training.strategy import build_strategy, local_device
+    from deepstrata.training.test_weights import select_test_weights
     from deepstrata.training.trainer import Trainer, resolve_device
 
     checkpoint, resumes = None, []
@@ -125,6 +126,9 @@ def train(
                 write_run_info(run_dir, exp, device, wall_time_s=time.time() - started, fit_time_s=trainer.state.wall_time_s,
                                status="interrupted", interrupted_at=at, resumes=resumes)
             raise stop.in_run(run_dir) from None
+        # trainer.test_weights: the best validated epoch's weights (best.safetensors) or the last ones.
+        epochs = strategy.broadcast(Run(run_dir).history if strategy.is_rank_zero else None)
+        tested = select_test_weights(exp.model, run_dir, t, epochs)
         metrics = trainer.test(exp.task, exp.loader("test"))
         strategy.teardown()  # from here on rank 0 works alone, on unsharded loaders
         if not strategy.is_rank_zero:
@@ -137,7 +141,10 @@ def train(
             exp.task.save_test_predictions(exp.loader("test"), run_dir / PREDICTIONS)  # the task's dump for the report
         for filename, text in getattr(exp.task, "artifacts", dict)().items():  # what the task kept for the report
             atomic_write_text(run_dir / filename, text)
-    write_run_info(run_dir, exp, device, wall_time_s=time.time() - started, fit_time_s=trainer.state.wall_time_s, **({"resumes": resumes} if resumes else {}))
+    write_run_info(
+        run_dir, exp, device, wall_time_s=time.time() - started, fit_time_s=trainer.state.wall_time_s,
+        tested_weights=tested, **({"resumes": resumes} if resumes else {}),
+    )
     from deepstrata.report import build_report
 
     build_report(run_dir)

@@ -12,16 +12,31 @@ from __future__ import annotations
 
 import copy
 import inspect
+import re
 import typing
-from collections.abc import Callable, Mapping, Sequence
-from functools import cache
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from deepstrata.arguments import validate_component_kwargs
 from deepstrata.errors import ConfigError, did_you_mean
+from deepstrata.registry import PLURALS, registry
+
+# The strategy name that is a rule rather than a component (training/strategy.py's
+# `resolve_strategy`: ddp under torchrun with more than one rank, else single).
+AUTO_STRATEGY = "auto"
+
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+SAFE_NAME_RULE = "letters, digits, '.', '_' and '-', not starting with '.' and without '..'"
+
+
+def is_safe_name(name: str) -> bool:
+    """True when `name` is one path component that cannot leave its parent folder (a recipe's run folder)."""
+    return isinstance(name, str) and SAFE_NAME.fullmatch(name) is not None and ".." not in name
 
 
 class ComponentSpec(BaseModel):
@@ -67,14 +82,20 @@ class TrainerSpec(BaseModel):
     progress: Literal["auto", "bar", "lines", "off"] = "auto"
     deterministic: bool = True
     # Training-engine options (docs/training.md); each maps to a callback or a loop component.
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: str = "fp32"  # a registered precision (`strata list precisions`)
     accumulate_grad_batches: int = Field(1, ge=1)
     gradient_clip_norm: float | None = Field(None, gt=0)
     gradient_clip_value: float | None = Field(None, gt=0)
     nonfinite: Literal["stop", "skip"] = "stop"
     checkpoint_every_n_steps: int | None = Field(None, ge=1)
     save_top_k: int = Field(1, ge=0)
-    strategy: Literal["auto", "ddp", "fsdp"] = "auto"
+    # A registered strategy (`strata list strategies`), or "auto": ddp under a torchrun launch
+    # with more than one rank, else single (training/strategy.py applies the rule).
+    strategy: str = AUTO_STRATEGY
+    # Which weights the test split scores and the run saves: "best" (checkpoints/best.safetensors,
+    # the epoch with the best trainer.monitor) or "last". The default stays "last" until every
+    # shipped recipe's figure in docs/RESULTS.md has been measured again under "best".
+    test_weights: Literal["best", "last"] = "last"
 
     @field_validator("progress", mode="before")
     @classmethod
@@ -109,10 +130,20 @@ class Recipe(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: str  # the run folder's name (runs/<name>/<time>/): one safe path component
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_folder_name(cls, value: str) -> str:
+        if not is_safe_name(value):
+            raise ValueError(f"it names the run folder (runs/<name>/), so use only {SAFE_NAME_RULE}")
+        return value
+
     description: str = ""
     seed: int = 0
-    task: str | None = None
+    # `task: masked_lm` is short for `{name: masked_lm}`; other keys go to the task's factory
+    # (`{name: masked_lm, mask_rate: 0.4}`). None: the dataset's own task.
+    task: ComponentSpec | None = None
     data: DataSpec
     model: ComponentSpec
     loss: ComponentSpec | None = None
@@ -128,8 +159,32 @@ class Recipe(BaseModel):
     def _names_to_specs(cls, value: Any) -> Any:
         return _names_to_specs(value)
 
+    @field_validator("task", mode="before")
+    @classmethod
+    def _task_name_to_spec(cls, value: Any) -> Any:
+        return task_mapping(value)
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_none=False), sort_keys=False)
+
+
+# Task names that became a registered task with arguments. A run directory written before
+# records the old name in its config.yaml (`task: masked_lm_whole_word`); reading it gives the
+# same task, so old runs keep opening, evaluating and fine-tuning.
+RETIRED_TASKS: dict[str, dict[str, Any]] = {
+    "masked_lm_whole_word": {"name": "masked_lm", "mask_rate": 0.4, "whole_word": True},
+}
+
+
+def task_mapping(value: Any) -> Any:
+    """`task:` as written in a recipe, a config.yaml or a model.json -> `{name, **kwargs}`.
+
+    A plain name becomes `{name: ...}` and a retired name its replacement; a mapping (or None)
+    is returned as it is. Whatever reads a run's raw `task` uses this, not only `load_recipe`.
+    """
+    if isinstance(value, str):
+        return dict(RETIRED_TASKS.get(value, {"name": value}))
+    return value
 
 
 def _names_to_specs(value: Any) -> Any:
@@ -284,18 +339,16 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 
 # --------------------------------------------------------------------------------------
-# Component arguments, checked against the registered factory's signature.
+# Component arguments, checked against the registered factory's signature (arguments.py).
 # --------------------------------------------------------------------------------------
 
-# Arguments the framework supplies itself (never written in a recipe).
-INJECTED = frozenset({"params", "optimizer", "model", "num_training_steps", "run_dir"})
-# Arguments the framework fills from the data when the recipe leaves them out.
-INFERRED = frozenset({"num_classes", "in_channels", "input_shape", "in_features", "out_features", "image_size", "vocab_size"})
+# What the framework hands every task factory: never keys of `task:` in a recipe.
+TASK_INJECTED = frozenset({"model", "loss", "metrics", "data"})
 
 
 def _check_components(recipe: Recipe) -> None:
-    from deepstrata.registry import registry
-
+    _check_choice("trainer.strategy", "strategy", recipe.trainer.strategy, also=(AUTO_STRATEGY,))
+    _check_choice("trainer.precision", "precision", recipe.trainer.precision)
     checks: list[tuple[str, str, ComponentSpec, frozenset[str]]] = [
         ("dataset", "data", recipe.data, frozenset(DataSpec.model_fields)),
         ("model", "model", recipe.model, frozenset()),
@@ -306,7 +359,7 @@ def _check_components(recipe: Recipe) -> None:
     if recipe.scheduler is not None:
         checks.append(("scheduler", "scheduler", recipe.scheduler, frozenset()))
     if recipe.task is not None:
-        registry("task").get(recipe.task)
+        checks.append(("task", "task", recipe.task, frozenset()))
     checks += [("metric", f"metrics.{i}", m, frozenset()) for i, m in enumerate(recipe.metrics)]
     checks += [("callback", f"callbacks.{i}", c, frozenset()) for i, c in enumerate(recipe.callbacks)]
     checks += [("transform", f"data.augment.{i}", t, frozenset()) for i, t in enumerate(recipe.data.augment)]
@@ -317,55 +370,15 @@ def _check_components(recipe: Recipe) -> None:
             raise
         except Exception as err:  # UserError from the registry: prefix the path
             raise ConfigError(f"{path}.name: {err}") from None
-        validate_component_kwargs(factory, spec.kwargs, path=path, extra_valid=own_fields)
+        injected = TASK_INJECTED if kind == "task" else frozenset()
+        validate_component_kwargs(factory, spec.kwargs, path=path, extra_valid=own_fields, injected=injected)
 
 
-def validate_component_kwargs(
-    factory: Callable[..., Any],
-    kwargs: Mapping[str, Any],
-    *,
-    path: str,
-    extra_valid: frozenset[str] = frozenset(),
-) -> dict[str, Any]:
-    """Type-check `kwargs` against the factory's keyword parameters; return coerced values."""
-    model = _signature_model(factory)
-    try:
-        validated = model.model_validate(dict(kwargs))
-    except ValidationError as err:
-        lines = []
-        valid = sorted(set(model.model_fields) | extra_valid - {"name"})
-        for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"])
-            if e["type"] == "extra_forbidden":
-                lines.append(f"{path}.{key}: unknown key{did_you_mean(key, valid)} (valid keys: {', '.join(valid)})")
-            else:
-                lines.append(f"{path}.{key}: {e['msg']} (got {e.get('input')!r})")
-        raise ConfigError("; ".join(lines)) from None
-    return {k: getattr(validated, k) for k in kwargs}
-
-
-@cache
-def _signature_model(factory: Callable[..., Any]) -> type[BaseModel]:
-    target = factory.__init__ if inspect.isclass(factory) else factory  # type: ignore[misc]
-    try:
-        hints = typing.get_type_hints(target)
-    except Exception:
-        hints = {}
-    fields: dict[str, Any] = {}
-    accepts_anything = False
-    for name, param in inspect.signature(factory).parameters.items():
-        if param.kind is param.VAR_KEYWORD:
-            accepts_anything = True
-            continue
-        if param.kind is param.VAR_POSITIONAL or name in INJECTED or name == "self":
-            continue
-        annotation = hints.get(name, Any)
-        default = ... if param.default is param.empty else param.default
-        fields[name] = (annotation, default if name not in INFERRED else param.default if param.default is not param.empty else None)
-    config = ConfigDict(extra="allow" if accepts_anything else "forbid", arbitrary_types_allowed=True)
-    return create_model(f"Args_{getattr(factory, '__name__', 'component')}", __config__=config, **fields)
-
-
-def signature_params(factory: Callable[..., Any]) -> set[str]:
-    """Names of the keyword parameters a factory accepts."""
-    return set(inspect.signature(factory).parameters)
+def _check_choice(path: str, kind: str, name: str, *, also: tuple[str, ...] = ()) -> None:
+    """A field naming a registered component (no arguments): known name, or the closest one."""
+    choices = [*also, *registry(kind).names()]  # from the source scan: nothing is imported
+    if name not in choices:
+        raise ConfigError(
+            f"{path}: unknown {kind} '{name}'{did_you_mean(name, choices)} "
+            f"(choices: {', '.join(choices)}; `strata list {PLURALS[kind]}` describes them)"
+        )

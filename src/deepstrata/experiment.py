@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from deepstrata.config import Recipe, validate_component_kwargs
+from deepstrata.config import TASK_INJECTED, ComponentSpec, Recipe, validate_component_kwargs
 from deepstrata.data.base import DataBundle, build_data
 from deepstrata.errors import ConfigError
 from deepstrata.registry import registry
@@ -134,9 +134,10 @@ def build_experiment(recipe: Recipe) -> Experiment:
     torch.manual_seed(recipe.seed)  # model initialisation does not depend on how much RNG the data used
     model, model_kwargs = build_model(recipe, data)
 
-    task_name = recipe.task or data.task
-    task_factory = registry("task").get(task_name)
-    task_cls_defaults = _task_defaults(task_name)
+    task_spec = recipe.task or ComponentSpec(name=data.task)
+    task_factory = registry("task").get(task_spec.name)
+    task_kwargs = validate_component_kwargs(task_factory, task_spec.kwargs, path="task", injected=TASK_INJECTED)
+    task_cls_defaults = _task_defaults(task_spec.name)
     loss_spec = recipe.loss or _spec(task_cls_defaults["loss"])
     metric_specs = recipe.metrics or [_spec(m) for m in task_cls_defaults["metrics"]]
     injected = {"num_classes": data.num_classes}
@@ -144,11 +145,11 @@ def build_experiment(recipe: Recipe) -> Experiment:
     metrics = {m.name: build_component("metric", m, f"metrics.{i}", **injected) for i, m in enumerate(metric_specs)}
     # Tasks that need the data itself (a vocabulary, a baseline fitted on the training split) take `data`.
     task_extra = {"data": data} if "data" in inspect.signature(task_factory).parameters else {}
-    task = task_factory(model=model, loss=loss, metrics=metrics, **task_extra)
+    task = task_factory(model=model, loss=loss, metrics=metrics, **task_extra, **task_kwargs)
 
     resolved = recipe.model_copy(
         update={
-            "task": task_name,
+            "task": ComponentSpec(name=task_spec.name, **task_spec.kwargs),
             "model": type(recipe.model).model_validate({"name": recipe.model.name, **model_kwargs}),
             "loss": loss_spec,
             "metrics": metric_specs,
@@ -157,9 +158,7 @@ def build_experiment(recipe: Recipe) -> Experiment:
     return Experiment(recipe=resolved, data=data, model=model, task=task, generator=generator)
 
 
-def _spec(name: str) -> Any:
-    from deepstrata.config import ComponentSpec
-
+def _spec(name: str) -> ComponentSpec:
     return ComponentSpec(name=name)
 
 

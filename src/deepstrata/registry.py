@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -21,19 +20,26 @@ from typing import Any
 
 from deepstrata.errors import UserError, did_you_mean
 
-KINDS = (
-    "model",
-    "dataset",
-    "transform",
-    "loss",
-    "optimizer",
-    "scheduler",
-    "callback",
-    "metric",
-    "task",
-    "report_section",
-)
-PLURALS = {k: k + "s" for k in KINDS}
+# kind -> its plural, as `strata list <plural>` and error messages spell it.
+PLURALS = {
+    "model": "models",
+    "dataset": "datasets",
+    "transform": "transforms",
+    "loss": "losses",
+    "optimizer": "optimizers",
+    "scheduler": "schedulers",
+    "callback": "callbacks",
+    "metric": "metrics",
+    "task": "tasks",
+    "report_section": "report_sections",
+    "strategy": "strategies",  # where the steps run: one process, DDP, FSDP (training/strategy.py)
+    "precision": "precisions",  # number formats of the loop: fp32, bf16, fp16 (training/precision.py)
+    "finetune_strategy": "finetune_strategies",  # how a pretrained body is trained (transfer/strategies.py)
+    "key_map": "key_maps",  # renamings of foreign checkpoints' keys (transfer/weights.py)
+    "tool": "tools",  # what acts on a finished run: analyses and transformations (tools/)
+    "learned": "learned",  # objects fitted on data under scikit-learn's contract (learned/)
+}
+KINDS = tuple(PLURALS)
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
@@ -144,11 +150,18 @@ register_callback = CALLBACKS.register
 register_metric = METRICS.register
 register_task = TASKS.register
 register_report_section = REPORT_SECTIONS.register
+register_strategy = REGISTRIES["strategy"].register
+register_precision = REGISTRIES["precision"].register
+register_finetune_strategy = REGISTRIES["finetune_strategy"].register
+register_key_map = REGISTRIES["key_map"].register
+register_tool = REGISTRIES["tool"].register
+register_learned = REGISTRIES["learned"].register
 
 
 def registry(kind: str) -> Registry:
     """The registry of `kind` ("model" or "models", ...), with a helpful error otherwise."""
-    singular = kind[:-1] if kind.endswith("s") and kind[:-1] in REGISTRIES else kind
+    singulars = {plural: k for k, plural in PLURALS.items()}
+    singular = singulars.get(kind, kind)
     if singular not in REGISTRIES:
         plurals = sorted(PLURALS.values())
         raise UserError(f"unknown component kind '{kind}'{did_you_mean(kind, plurals)} (choices: {', '.join(plurals)})")
@@ -157,7 +170,7 @@ def registry(kind: str) -> Registry:
 
 def create(kind: str, name: str, /, **kwargs: Any) -> Any:
     """Build the component `name` of `kind` with typed, validated keyword arguments."""
-    from deepstrata.config import validate_component_kwargs
+    from deepstrata.arguments import validate_component_kwargs  # pydantic: only when building
 
     factory = registry(kind).get(name)
     clean = validate_component_kwargs(factory, kwargs, path=registry(kind).kind)
@@ -216,7 +229,3 @@ def _scan(text: str, module: str) -> list[CatalogEntry]:
             entries.append(CatalogEntry(kind, deco.args[0].value, module, node.name, summary))
     return entries
 
-
-def summary_of(factory: Callable[..., Any]) -> str:
-    doc = inspect.getdoc(factory) or ""
-    return doc.splitlines()[0] if doc else ""

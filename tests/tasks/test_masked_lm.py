@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -180,11 +179,13 @@ def test_whole_word_needs_a_tokenizer() -> None:
         masked_lm(model=Constant(7), loss=CrossEntropy(), metrics={}, data=data(), whole_word=True)
 
 
-def test_whole_word_preset_hides_whole_identifiers_at_40_percent() -> None:
-    from deepstrata.data.tokenizers import FILENAME
-    from deepstrata.registry import registry
+def test_recipe_task_arguments_reach_the_task() -> None:
+    """`task: {name: masked_lm, mask_rate: 0.4, whole_word: true}` (the pretraining recipe) builds that task."""
+    from deepstrata.config import ComponentSpec, load_recipe
+    from deepstrata.experiment import build_experiment
 
-    d = data()
-    d.artifacts = {FILENAME: json.dumps(_bpe().to_dict())}
-    task = registry("task").get("masked_lm_whole_word")(model=Constant(7), loss=CrossEntropy(), metrics={}, data=d)
+    small = ["data.packages=[email]", "data.max_train_chars=20000", "data.max_test_chars=5000", "data.bpe_vocab_size=300", "data.block_size=32", "model.max_len=32"]
+    exp = build_experiment(load_recipe(REPO / "recipes" / "text_bert_pretrain.yaml", small))
+    assert exp.recipe.task == ComponentSpec(name="masked_lm", mask_rate=0.4, whole_word=True)  # what the run's config.yaml records
+    task = exp.task
     assert task.mask_prob == 0.4 and task.edges is not None

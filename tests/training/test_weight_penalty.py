@@ -35,3 +35,19 @@ def test_l1_zeroes_irrelevant_weights_while_l2_only_shrinks_them() -> None:
     assert l2[irrelevant].abs().max() > 20 * l1[irrelevant].abs().max()  # L2: small but clearly non-zero
     assert l2.norm() < 0.8 * plain.norm()  # ... while the weight vector as a whole shrinks
     assert (l1[:3].abs() > 0.5).all() and (l2[:3].abs() > 0.5).all()  # both keep the real signal
+
+
+def test_penalty_and_weight_decay_exempt_the_same_parameters() -> None:
+    """One rule (nn/no_decay.py) for both: the callback needs nothing from optim/."""
+    import ast
+    import inspect
+
+    import deepstrata.training.callbacks.weight_penalty as module
+    from deepstrata.nn.no_decay import no_decay_names
+    from deepstrata.optim.param_groups import parameter_groups
+
+    model = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 1))
+    exempt = {n for g in parameter_groups(model, base_lr=0.1) if g.get("weight_decay") == 0.0 for n in g["names"]}
+    assert exempt == no_decay_names(model) == {"0.bias", "1.weight", "1.bias", "2.bias"}
+    imports = {n.module for n in ast.walk(ast.parse(inspect.getsource(module))) if isinstance(n, ast.ImportFrom)}
+    assert not any(m and m.startswith("deepstrata.optim") for m in imports)

@@ -9,8 +9,8 @@ import torch
 
 from deepstrata.errors import UserError
 from deepstrata.experiment import build_experiment
+from deepstrata.registry import registry
 from deepstrata.transfer.finetune import finetune, finetune_recipe
-from deepstrata.transfer.strategies import get_strategy
 from deepstrata.transfer.unfreeze import body_stages, gradual_unfreezing
 from tests.conftest import TINY_RECIPE
 
@@ -42,9 +42,18 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path / "model.safetensors"))
 
 
-def test_unknown_strategy_suggests_the_closest() -> None:
-    with pytest.raises(UserError, match="did you mean feature_extraction"):
-        get_strategy("feature_extractoin")
+def test_strategies_are_registered_and_listed() -> None:
+    from deepstrata.catalog import list_components
+
+    assert {"feature_extraction", "fine_tuning", "gradual_unfreezing"} <= set(list_components("finetune_strategies"))
+    plan = registry("finetune_strategy").get("fine_tuning")(head_lr=1e-2, body_lr=1e-5)
+    assert plan.param_groups == [{"match": "head.*", "lr": 1e-2}, {"match": "*", "lr": 1e-5}]
+
+
+def test_unknown_strategy_suggests_the_closest(tiny_recipe: dict, tmp_path: Path) -> None:
+    # Checked first, before the run directory or the recipe are read.
+    with pytest.raises(UserError, match=r"unknown finetune_strategy 'feature_extractoin'; did you mean feature_extraction\?"):
+        finetune_recipe(tmp_path / "no_run", target_recipe(tiny_recipe, tmp_path), strategy="feature_extractoin")
 
 
 def test_feature_extraction_trains_only_the_head(source: Path, tiny_recipe: dict, tmp_path: Path) -> None:

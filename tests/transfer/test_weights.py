@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from deepstrata.errors import UserError
-from deepstrata.registry import MODELS
+from deepstrata.registry import MODELS, registry
 from deepstrata.transfer.pretrained import head_keys
 from deepstrata.transfer.weights import copy_weights, read_state_dict
 
@@ -74,8 +74,16 @@ def test_pickled_checkpoints_are_refused(tmp_path: Path) -> None:
 
 def test_unknown_key_map_suggests_the_closest(tmp_path: Path) -> None:
     path = save({"w": torch.zeros(1)}, tmp_path / "w.safetensors")
-    with pytest.raises(UserError, match="did you mean timm_resnet"):
+    with pytest.raises(UserError, match=r"unknown key_map 'timm_resnt'; did you mean timm_resnet\?"):
         read_state_dict(path, key_map="timm_resnt")
+    with pytest.raises(UserError, match="did you mean timm_vit"):  # the recipe's callback fails when built, before setup
+        registry("callback").get("pretrained")(source=str(path), key_map="timm_vti")
+
+
+def test_key_maps_are_registered_and_listed() -> None:
+    from deepstrata.catalog import list_components
+
+    assert {"timm_resnet", "timm_vit"} <= set(list_components("key_maps"))
 
 
 def test_shape_mismatch_is_named(tmp_path: Path) -> None:

@@ -19,14 +19,7 @@ from typing import Any
 from torch import nn
 
 from deepstrata.errors import ConfigError
-
-NORM_TYPES: tuple[type[nn.Module], ...] = (
-    nn.modules.batchnorm._NormBase,
-    nn.LayerNorm,
-    nn.GroupNorm,
-    nn.LocalResponseNorm,
-    nn.RMSNorm,
-)
+from deepstrata.nn.no_decay import no_decay_names
 
 
 @dataclass(frozen=True)
@@ -38,17 +31,6 @@ class GroupRule:
     lr_scale: float | None = None
     weight_decay: float | None = None
     frozen: bool = False
-
-
-def no_decay_names(model: nn.Module) -> set[str]:
-    """Names of biases, normalisation-layer parameters and other 1-D tensors (gains, scales)."""
-    names: set[str] = set()
-    for module_name, module in model.named_modules():
-        for param_name, param in module.named_parameters(recurse=False):
-            full = f"{module_name}.{param_name}" if module_name else param_name
-            if isinstance(module, NORM_TYPES) or param_name.endswith("bias") or param.ndim <= 1:
-                names.add(full)
-    return names
 
 
 def parameter_groups(

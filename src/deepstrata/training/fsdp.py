@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from deepstrata.errors import UserError
+from deepstrata.registry import register_strategy
 from deepstrata.training.strategy import DDPStrategy
 
 
@@ -45,3 +46,9 @@ class FSDPStrategy(DDPStrategy):
     def training_step(self, task: Any, batch: Any) -> Any:
         # FSDP2 hooks live on the model's own forward: no wrapper is needed.
         return task.training_step(batch)
+
+
+@register_strategy("fsdp")
+def fsdp(*, device: torch.device) -> FSDPStrategy:
+    """Fully sharded data parallel under torchrun (CUDA): weights, gradients and optimizer state sharded."""
+    return FSDPStrategy(device)

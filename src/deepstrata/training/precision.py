@@ -6,6 +6,7 @@ Idea: autocast runs matmuls and convolutions in bf16/fp16 and keeps reductions a
 weights in fp32; fp16 additionally scales the loss up before backward and the gradients down
 before the step, skipping steps whose gradients overflowed (Micikevicius et al. 2018,
 arXiv:1710.03740). On CPU only bf16 exists, and it is slow without AVX-512/AMX.
+Each format registers with `@register_precision("name")` (`strata list precisions`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from deepstrata.errors import UserError
+from deepstrata.registry import register_precision, registry
 
 
 class Precision:
@@ -93,9 +95,24 @@ class FP16(Precision):
             self.scaler.load_state_dict(state)
 
 
+@register_precision("fp32")
+def fp32(*, device: torch.device) -> Precision:
+    """Full 32-bit floats everywhere: the reference, no autocast, no loss scaling."""
+    return Precision()
+
+
+@register_precision("bf16")
+def bf16(*, device: torch.device) -> BF16:
+    """bf16 autocast (CPU or GPU): fp32's exponent range, so no loss scaling."""
+    return BF16(device)
+
+
+@register_precision("fp16")
+def fp16(*, device: torch.device) -> FP16:
+    """fp16 autocast with dynamic loss scaling; steps with overflowing gradients are skipped (CUDA only)."""
+    return FP16(device)
+
+
 def build_precision(name: str, device: torch.device) -> Precision:
-    """"fp32", "bf16" or "fp16" on `device`."""
-    choices = {"fp32": lambda: Precision(), "bf16": lambda: BF16(device), "fp16": lambda: FP16(device)}
-    if name not in choices:
-        raise UserError(f"unknown trainer.precision '{name}' (choices: {', '.join(choices)})")
-    return choices[name]()
+    """The precision registered as `name` on `device`."""
+    return registry("precision").get(name)(device=device)

@@ -7,6 +7,9 @@ Idea: a strategy object owns exactly those differences. `SingleProcess` is the i
 `DDPStrategy` wraps the task's training step in `DistributedDataParallel`, which averages
 gradients across ranks during backward (Li et al. 2020, arXiv:2006.15704), and averages
 logged metrics across ranks. Launch with `torchrun`; gloo on CPU, NCCL on GPU.
+
+Strategies register with `@register_strategy("name")` (`strata list strategies`); a recipe's
+`trainer.strategy: auto` picks `ddp` under a torchrun launch with more than one rank, else `single`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ import torch
 from torch import nn
 
 from deepstrata.errors import UserError
+from deepstrata.registry import register_strategy, registry
+
+# Not a registered strategy but the choice rule of `resolve_strategy`; recipes accept it too
+# (config.AUTO_STRATEGY).
+AUTO = "auto"
 
 
 class SingleProcess:
@@ -143,12 +151,25 @@ def local_device(device: torch.device) -> torch.device:
     return device
 
 
-def build_strategy(name: str, device: torch.device) -> SingleProcess:
-    """"auto": DDP when launched by torchrun with more than one rank, else one process."""
-    if name == "fsdp":
-        from deepstrata.training.fsdp import FSDPStrategy
-
-        return FSDPStrategy(device)
-    if name == "ddp" or (name == "auto" and launched_by_torchrun()):
-        return DDPStrategy(device)
+@register_strategy("single")
+def single(*, device: torch.device) -> SingleProcess:
+    """One process on one device: the loop as written (the default outside torchrun)."""
     return SingleProcess()
+
+
+@register_strategy("ddp")
+def ddp(*, device: torch.device) -> DDPStrategy:
+    """Distributed data parallel under torchrun: a full model per rank, gradients averaged in backward."""
+    return DDPStrategy(device)
+
+
+def resolve_strategy(name: str) -> str:
+    """The registered strategy that `name` means: "auto" is ddp under torchrun with >1 rank, else single."""
+    if name == AUTO:
+        return "ddp" if launched_by_torchrun() else "single"
+    return name
+
+
+def build_strategy(name: str, device: torch.device) -> SingleProcess:
+    """The strategy registered as `name` (or chosen by "auto") on `device`."""
+    return registry("strategy").get(resolve_strategy(name))(device=device)

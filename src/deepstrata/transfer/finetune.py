@@ -18,7 +18,7 @@ from typing import Any
 
 from deepstrata.config import Recipe, load_recipe
 from deepstrata.errors import UserError
-from deepstrata.transfer.strategies import get_strategy
+from deepstrata.registry import registry
 
 # Model arguments the new data decides; the run's values for them are dropped.
 FROM_DATA = ("num_classes",)
@@ -33,12 +33,15 @@ def finetune_recipe(
     head_lr: float = 1e-3,
     body_lr: float = 1e-4,
 ) -> Recipe:
-    """The recipe that fine-tunes `run_dir`'s model on `recipe`'s data with `strategy`."""
+    """The recipe that fine-tunes `run_dir`'s model on `recipe`'s data with `strategy`.
+
+    `strategy` is a registered fine-tuning strategy (`strata list finetune_strategies`).
+    """
     from deepstrata.run.artifact import read_spec
 
+    plan = registry("finetune_strategy").get(strategy)(head_lr=head_lr, body_lr=body_lr)
     run_dir = Path(run_dir)
     spec = read_spec(run_dir)  # a clear error when run_dir is not a finished run
-    plan = get_strategy(strategy, head_lr=head_lr, body_lr=body_lr)
     base = load_recipe(recipe, overrides)
     if base.model.name != spec["architecture"]:
         raise UserError(

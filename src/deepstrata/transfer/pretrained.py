@@ -18,7 +18,7 @@ from typing import Any
 from torch import nn
 
 from deepstrata.errors import UserError
-from deepstrata.registry import register_callback
+from deepstrata.registry import register_callback, registry
 from deepstrata.training.callbacks.base import Callback
 from deepstrata.transfer.weights import copy_weights, read_state_dict
 
@@ -68,4 +68,6 @@ class Pretrained(Callback):
 @register_callback("pretrained")
 def pretrained(*, source: str, key_map: str | None = None, keep_head: bool = False) -> Pretrained:
     """Initialise the model from a run directory or .safetensors file; the head stays freshly initialised."""
+    if key_map is not None:
+        registry("key_map").get(key_map)  # a misspelt key map fails when the recipe is built, not at setup
     return Pretrained(source=source, key_map=key_map, keep_head=keep_head)

@@ -8,16 +8,16 @@ pretrained network as a fixed feature extractor); `fine_tuning` trains everythin
 at a low LR (1e-4) so its features move little, the head at 1e-3; `gradual_unfreezing`
 starts from the head alone and unfreezes the body stage by stage from the top (Howard &
 Ruder 2018). The head is the Backbone's `head` module. (Yosinski et al. 2014; Kornblith et
-al. 2019, "Do Better ImageNet Models Transfer Better?")
+al. 2019, "Do Better ImageNet Models Transfer Better?") Each registers with
+`@register_finetune_strategy("name")`; `strata list finetune_strategies` lists them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from deepstrata.errors import UserError, did_you_mean
+from deepstrata.registry import register_finetune_strategy
 
 HEAD = "head.*"
 
@@ -31,18 +31,7 @@ class Strategy:
     callbacks: list[dict[str, Any]] = field(default_factory=list)
 
 
-STRATEGIES: dict[str, Callable[..., Strategy]] = {}
-
-
-def strategy(name: str) -> Callable[[Callable[..., Strategy]], Callable[..., Strategy]]:
-    def decorator(fn: Callable[..., Strategy]) -> Callable[..., Strategy]:
-        STRATEGIES[name] = fn
-        return fn
-
-    return decorator
-
-
-@strategy("feature_extraction")
+@register_finetune_strategy("feature_extraction")
 def feature_extraction(*, head_lr: float = 1e-3, body_lr: float = 1e-4) -> Strategy:
     """Frozen body, head at `head_lr` (body_lr is unused: nothing in the body learns)."""
     return Strategy(
@@ -52,13 +41,13 @@ def feature_extraction(*, head_lr: float = 1e-3, body_lr: float = 1e-4) -> Strat
     )
 
 
-@strategy("fine_tuning")
+@register_finetune_strategy("fine_tuning")
 def fine_tuning(*, head_lr: float = 1e-3, body_lr: float = 1e-4) -> Strategy:
     """Everything learns: the body at a low `body_lr`, the fresh head at `head_lr`."""
     return Strategy("fine_tuning", [{"match": HEAD, "lr": head_lr}, {"match": "*", "lr": body_lr}])
 
 
-@strategy("gradual_unfreezing")
+@register_finetune_strategy("gradual_unfreezing")
 def gradual_unfreezing(*, head_lr: float = 1e-3, body_lr: float = 1e-4, num_stages: int = 3, epochs_per_stage: int = 1) -> Strategy:
     """Head first, then one more body stage every `epochs_per_stage` epochs, body at `body_lr`."""
     return Strategy(
@@ -67,8 +56,3 @@ def gradual_unfreezing(*, head_lr: float = 1e-3, body_lr: float = 1e-4, num_stag
         [{"name": "gradual_unfreezing", "num_stages": num_stages, "epochs_per_stage": epochs_per_stage}, {"name": "frozen_norm_eval"}],
     )
 
-
-def get_strategy(name: str, **kwargs: Any) -> Strategy:
-    if name not in STRATEGIES:
-        raise UserError(f"unknown fine-tuning strategy '{name}'{did_you_mean(name, STRATEGIES)} (choices: {', '.join(STRATEGIES)})")
-    return STRATEGIES[name](**kwargs)

@@ -6,49 +6,31 @@ separate q/k/v projections), and pickled checkpoints can execute code when loade
 Idea: read only safetensors (tensors, no code), pass the state dict through a named
 key-mapping hook that renames (and where needed splits) tensors into this library's names,
 then copy it into the model with every missing, unexpected or mis-shaped tensor reported by
-name instead of a silent partial load.
+name instead of a silent partial load. Key maps register with `@register_key_map("name")`
+(`strata list key_maps`) and take a state dict to a state dict.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from deepstrata.errors import UserError, did_you_mean
+from deepstrata.errors import UserError
+from deepstrata.registry import register_key_map, registry
 
 StateDict = dict[str, torch.Tensor]
-KEY_MAPS: dict[str, Callable[[StateDict], StateDict]] = {}
 
 
-def key_map(name: str) -> Callable[[Callable[[StateDict], StateDict]], Callable[[StateDict], StateDict]]:
-    """Register a state-dict renaming hook under `name` (used as `key_map: NAME`)."""
-
-    def decorator(fn: Callable[[StateDict], StateDict]) -> Callable[[StateDict], StateDict]:
-        if name in KEY_MAPS:
-            raise ValueError(f"key map '{name}' is registered twice")
-        KEY_MAPS[name] = fn
-        return fn
-
-    return decorator
-
-
-def get_key_map(name: str) -> Callable[[StateDict], StateDict]:
-    if name not in KEY_MAPS:
-        raise UserError(f"unknown key map '{name}'{did_you_mean(name, KEY_MAPS)} (choices: {', '.join(sorted(KEY_MAPS))})")
-    return KEY_MAPS[name]
-
-
-@key_map("timm_resnet")
+@register_key_map("timm_resnet")
 def timm_resnet(state: StateDict) -> StateDict:
     """timm/torchvision ResNet -> deepstrata ResNet: the classifier `fc` is our `head`; the rest matches."""
     return {re.sub(r"^fc\.", "head.", k): v for k, v in state.items()}
 
 
-@key_map("timm_vit")
+@register_key_map("timm_vit")
 def timm_vit(state: StateDict) -> StateDict:
     """timm VisionTransformer -> deepstrata ViT: split the fused qkv projection, rename attention and MLP."""
     out: StateDict = {}
@@ -67,10 +49,11 @@ def timm_vit(state: StateDict) -> StateDict:
 
 
 def read_state_dict(path: str | Path, *, key_map: str | None = None) -> StateDict:
-    """Tensors from a .safetensors file, renamed by the key map `key_map` when given."""
+    """Tensors from a .safetensors file, renamed by the registered key map `key_map` when given."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    rename = registry("key_map").get(key_map) if key_map else None  # a misspelt name fails before any reading
     path = Path(path)
     if not path.is_file():
         raise UserError(f"weights file '{path}' does not exist")
@@ -83,7 +66,7 @@ def read_state_dict(path: str | Path, *, key_map: str | None = None) -> StateDic
         state = load_file(str(path))
     except (SafetensorError, OSError) as err:
         raise UserError(f"'{path}' is not a readable safetensors file: {err}") from None
-    return get_key_map(key_map)(state) if key_map else state
+    return rename(state) if rename else state
 
 
 def copy_weights(model: nn.Module, state: StateDict, *, skip: set[str] = frozenset(), source: str = "the weights") -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from deepstrata.errors import UserError
-from deepstrata.optim.param_groups import no_decay_names
+from deepstrata.nn.no_decay import no_decay_names
 from deepstrata.registry import register_callback
 from deepstrata.training.callbacks.base import Callback
 
