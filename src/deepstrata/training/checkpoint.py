@@ -11,6 +11,7 @@ an uninterrupted run on CPU.
 
 from __future__ import annotations
 
+import pickle
 import random
 from collections import Counter
 from pathlib import Path
@@ -101,9 +102,37 @@ def restore(trainer: Any, state: dict[str, Any]) -> None:
     set_rng_state(state["rng"])
 
 
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """Write a captured state atomically, with its SHA-256 in `<path>.sha256`."""
+    from deepstrata.run.integrity import write_checked
+
+    return write_checked(path, lambda p: torch.save(state, p))
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint safely (tensors and plain containers only)."""
+    """Read a checkpoint safely (tensors and plain containers only), checked against its .sha256.
+
+    torch's zip reader does not check its CRCs, so without the sidecar a flipped bit inside a
+    tensor would load as other weights; a checkpoint written before sidecars loads unverified.
+    Any file that is not a whole checkpoint is a one-line UserError naming it.
+    """
+    from deepstrata.run.integrity import verify
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no checkpoint at '{path}'; a run writes checkpoints/last.pt after its first epoch (or every trainer.checkpoint_every_n_steps)")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    retrain = "restore it, or train again without --resume"
+    verify(path, remedy=retrain)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - a damaged zip or pickle raises many kinds
+        if isinstance(err, pickle.UnpicklingError):  # torch's advice here (weights_only=False) would run code from the file
+            reason = "it holds objects other than tensors and plain containers, which are never unpickled"
+        else:
+            reason = f"{type(err).__name__}: {' '.join(str(err).split()).split('. ')[0][:160]}"
+        raise UserError(f"{path}: not a readable checkpoint ({reason}); the file is truncated or damaged: {retrain}") from None
+    if not isinstance(state, dict) or not {"format", "model", "trainer", "rng"} <= state.keys():
+        raise UserError(f"{path}: not a deepstrata checkpoint (expected the state that checkpoints/last.pt holds); {retrain}")
+    if state["format"] != FORMAT_VERSION:
+        raise UserError(f"{path}: checkpoint format {state['format']!r} is not {FORMAT_VERSION}; it was written by another deepstrata version")
+    return state

@@ -6,7 +6,8 @@ Idea: write `checkpoints/last.pt` (the complete state of `train/checkpoint.py`: 
 optimizer, schedule, scaler, callbacks, RNG streams, position in the epoch) at the end of every
 training epoch and every `every_n_steps` optimizer steps; after each validation keep the
 `save_top_k` best weights as safetensors (`best.safetensors` is the best of them). Every file is
-written to a temporary file, fsynced and renamed, so a kill never corrupts the previous one.
+written to a temporary file, fsynced and renamed, so a kill never corrupts the previous one, and
+gets its SHA-256 in `<file>.sha256` (`run/integrity.py`), which every read checks.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Any, Literal
 
 from deepstrata.errors import UserError
 from deepstrata.registry import register_callback
-from deepstrata.run.atomic import atomic_write
+from deepstrata.run.integrity import remove_checked, write_checked
 from deepstrata.training.callbacks.base import Callback, monitored_value
-from deepstrata.training.checkpoint import capture
+from deepstrata.training.checkpoint import capture, save_checkpoint
 from deepstrata.training.checkpoint import load_checkpoint as load_checkpoint  # re-exported for callers
 
 LAST = "last.pt"
@@ -75,20 +76,24 @@ class Checkpoint(Callback):
             self.top.append((value, name))
             self.top.sort(key=lambda t: t[0], reverse=self.mode == "max")
             for _, dropped in self.top[self.save_top_k :]:
-                (self.directory / dropped).unlink(missing_ok=True)
+                remove_checked(self.directory / dropped)
             self.top = self.top[: self.save_top_k]
+
+    def on_exception(self, trainer: Any, error: BaseException) -> None:
+        """An interrupt stopped the loop at a step boundary: keep that state for `--resume`."""
+        from deepstrata.training.interrupt import TrainingInterrupted
+
+        if isinstance(error, TrainingInterrupted) and not error.immediate:
+            self.save_last(trainer)
 
     def _write_weights(self, trainer: Any, name: str) -> None:
         from safetensors.torch import save_file
 
         weights = {k: v.detach().cpu().contiguous() for k, v in trainer.task.model.state_dict().items()}
-        atomic_write(self.directory / name, lambda p: save_file(weights, str(p)))
+        write_checked(self.directory / name, lambda p: save_file(weights, str(p)))
 
     def save_last(self, trainer: Any) -> None:
-        import torch
-
-        state = capture(trainer)
-        atomic_write(self.directory / LAST, lambda p: torch.save(state, p))
+        save_checkpoint(capture(trainer), self.directory / LAST)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "best_epoch": self.best_epoch, "top": [list(t) for t in self.top]}
