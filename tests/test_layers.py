@@ -42,7 +42,8 @@ KNOWN: set[tuple[str, str]] = {
     ("deepstrata.training.callbacks.lm_samples", "deepstrata.run.atomic"),
     ("deepstrata.training.checkpoint", "deepstrata.run.integrity"),
     # transfer (training level) -> run and api: finetune reads a run's model spec and trains through the API
-    ("deepstrata.transfer.finetune", "deepstrata.run.artifact"),
+    ("deepstrata.transfer.finetune", "deepstrata.run.run"),
+    ("deepstrata.transfer.pretrained", "deepstrata.run.integrity"),
     ("deepstrata.transfer.finetune", "deepstrata.api"),
     # run -> tools: a run applies tools to itself
     ("deepstrata.run.run", "deepstrata.tools.base"),

@@ -174,7 +174,7 @@ class Run:
         """A fresh copy of the trained model from model.json + model.safetensors, in eval mode."""
         from deepstrata.run import artifact
 
-        self._require_model()
+        self.require_model()
         model, _ = artifact.load_model(self.path, map_location=map_location)
         return model
 
@@ -182,10 +182,11 @@ class Run:
         """The model with the preprocessing it was trained with, ready for raw inputs."""
         from deepstrata.predictor import Predictor
 
-        self._require_model()
+        self.require_model()
         return Predictor(self.model(), self.spec)
 
-    def _require_model(self) -> None:
+    def require_model(self) -> None:
+        """Raise a one-line error saying how to finish the run when it holds no trained model."""
         from deepstrata.run.artifact import SPEC, WEIGHTS
 
         if self.has_model:
@@ -240,14 +241,14 @@ class Run:
 
     def task(self) -> Task:
         """The run's task around its trained model (metrics reset), for evaluation."""
-        self._require_model()
+        self.require_model()
         return self.experiment().task
 
     def evaluate(self, split: str = "test") -> dict[str, float]:
         """Recompute one split's metrics with the trained weights: `{"<split>/<name>": value}`."""
         from deepstrata.training.trainer import Trainer
 
-        self._require_model()
+        self.require_model()
         loader = self.loader(split)
         with self.environment():
             trainer = Trainer(device="cpu")

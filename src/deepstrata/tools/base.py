@@ -254,7 +254,7 @@ def write_derived(parent: Run, name: str, args: Mapping[str, Any], derived: Deri
     from deepstrata.run.record import environment, write_info
     from deepstrata.run.run_dir import CONFIG, new_run_dir
 
-    parent._require_model()
+    parent.require_model()
     spec = {k: v for k, v in parent.spec.items() if k != "deepstrata_version"}
     spec.update(derived.spec_updates)
     new_dir = new_run_dir(parent.path.parent.parent, f"{parent.path.parent.name}-{name}")

@@ -37,11 +37,12 @@ def finetune_recipe(
 
     `strategy` is a registered fine-tuning strategy (`strata list finetune_strategies`).
     """
-    from deepstrata.run.artifact import read_spec
+    from deepstrata.run.run import Run
 
     plan = registry("finetune_strategy").get(strategy)(head_lr=head_lr, body_lr=body_lr)
-    run_dir = Path(run_dir)
-    spec = read_spec(run_dir)  # a clear error when run_dir is not a finished run
+    source = Run.open(run_dir)
+    source.require_model()
+    run_dir, spec = source.path, source.spec
     base = load_recipe(recipe, overrides)
     if base.model.name != spec["architecture"]:
         raise UserError(

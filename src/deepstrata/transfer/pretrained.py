@@ -47,6 +47,9 @@ def source_state(source: str | Path, *, key_map: str | None) -> tuple[dict[str, 
         weights = path / "model.safetensors"
         if not weights.is_file():
             raise UserError(f"pretrained source '{path}' holds no model.safetensors; give a finished run directory or a .safetensors file")
+        from deepstrata.run.integrity import verify
+
+        verify(weights, remedy="restore the source run's weights or train it again")  # a damaged source is refused, not copied
         return read_state_dict(weights, key_map=key_map), f"the weights of run '{path}'"
     return read_state_dict(path, key_map=key_map), f"the weights in '{path}'"
 
