@@ -15,19 +15,19 @@ from __future__ import annotations
 import torch
 
 from deepstrata.data.base import TensorData
-from deepstrata.data.mnist import load_idx_folder
+from deepstrata.data.mnist import MNIST_FIT, MNIST_STATS, load_idx_folder
 from deepstrata.errors import DataError
 from deepstrata.registry import register_dataset
 
 
-@register_dataset("mnist_classes")
+@register_dataset("mnist_classes", image_fit=MNIST_FIT, raw_stats=MNIST_STATS)
 def mnist_classes(*, classes: list[int] = [0, 1, 2, 3, 4], per_class: int | None = None, root: str | None = None) -> TensorData:  # noqa: B006
     """MNIST with only `classes` (relabelled 0..K-1) and, optionally, the first `per_class` training images of each."""
     if not classes or len(set(classes)) != len(classes) or not all(0 <= c <= 9 for c in classes):
         raise DataError(f"mnist_classes: classes must be distinct digits 0..9, got {classes}")
     if per_class is not None and per_class < 1:
         raise DataError(f"mnist_classes: per_class must be at least 1, got {per_class}")
-    full = load_idx_folder("mnist", root, [str(i) for i in range(10)])
+    full = load_idx_folder("mnist", root, [str(i) for i in range(10)], image_fit=MNIST_FIT)
     lookup = torch.full((10,), -1, dtype=torch.int64)
     lookup[torch.tensor(classes)] = torch.arange(len(classes))
 
@@ -47,6 +47,6 @@ def mnist_classes(*, classes: list[int] = [0, 1, 2, 3, 4], per_class: int | None
         test_y=test_y,
         task="classification",
         class_names=[str(c) for c in classes],
-        input_spec=full.input_spec,
+        input_spec=full.input_spec,  # raw_stats of all 60,000 training digits: the bounds of any subset lie inside
         description=f"MNIST digits {classes}" + (f", first {per_class} training images per digit" if per_class else ""),
     )
