@@ -22,6 +22,7 @@ values while building) falls back to the real build, compared with the header be
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,10 @@ def build_on_meta(factory: Callable[..., nn.Module], kwargs: Mapping[str, Any], 
     tensor values while building (`.item()`, data-dependent ops) says "meta" and gets None.
     """
     try:
-        with torch.random.fork_rng(devices=[]), torch.device("meta"):  # meta draws nothing, but be sure
+        with torch.random.fork_rng(devices=[]), torch.device("meta"), warnings.catch_warnings():  # meta draws nothing, but be sure
+            # A factory that copies weights while building (bert_classifier's init_from) copies into
+            # meta tensors here, a no-op torch warns about; the real build below copies for real.
+            warnings.filterwarnings("ignore", message=".*copying from a non-meta parameter.*meta parameter", category=UserWarning)
             return factory(**kwargs)
     except UserError as err:
         raise UserError(f"{spec_path}: kwargs: {_one_line(err)}") from None

@@ -15,7 +15,7 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("compare")
     def compare(
-        run_dirs: list[Path] = typer.Argument(..., metavar="RUN...", help="Two or more run directories (strata runs lists them)."),
+        run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIRS...", help="Two or more run directories (strata runs lists them)."),
         out: Path = typer.Option(Path("compare.html"), "--out", "-o", help="Where to write the page (default: ./compare.html)."),
     ) -> None:
         """Overlay the runs' curves, tabulate their test metrics and diff their configs in one HTML page."""

@@ -68,6 +68,11 @@ def _make_command(name: str) -> Any:
         set_: list[str] = typer.Option([], "--set", "-s", help="A tool argument: --set repeats=10 (repeatable; YAML values)."),
         as_json: bool = typer.Option(False, "--json", help='End with one JSON line: {"run_dir": ..., "metrics": {...}}.'),
     ) -> None:
+        if str(run_dir).startswith("-"):  # an option where RUN_DIR belongs (unknown options land here too)
+            from deepstrata.errors import UserError
+
+            cmd = f"strata {name.replace('_', '-')}"
+            raise UserError(f"'{run_dir}' stands where RUN_DIR belongs: give the run directory first, then options: {cmd} RUN_DIR --option value (see {cmd} --help)")
         run_tool(name, run_dir, options=parse_options(name, list(ctx.args)), overrides=set_, as_json=as_json)
 
     command.__name__ = name
