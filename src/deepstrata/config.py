@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from deepstrata.arguments import validate_component_kwargs
 from deepstrata.errors import ConfigError, did_you_mean
@@ -93,9 +93,15 @@ class TrainerSpec(BaseModel):
     # with more than one rank, else single (training/strategy.py applies the rule).
     strategy: str = AUTO_STRATEGY
     # Which weights the test split scores and the run saves: "best" (checkpoints/best.safetensors,
-    # the epoch with the best trainer.monitor) or "last". The default stays "last" until every
-    # shipped recipe's figure in docs/RESULTS.md has been measured again under "best".
-    test_weights: Literal["best", "last"] = "last"
+    # the epoch with the best trainer.monitor) or "last". Left out: "best" when the recipe names
+    # a trainer.monitor (the user said what "best" means), else "last".
+    test_weights: Literal["best", "last"] | None = None
+
+    @model_validator(mode="after")
+    def _default_test_weights(self) -> TrainerSpec:
+        if self.test_weights is None:  # resolved once: config.yaml then records the concrete choice
+            self.test_weights = "best" if "monitor" in self.model_fields_set else "last"
+        return self
 
     @field_validator("progress", mode="before")
     @classmethod
