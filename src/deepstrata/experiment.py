@@ -120,17 +120,22 @@ def build_component(kind: str, spec: Any, path: str, **injected: Any) -> Any:
     return factory(**kwargs)
 
 
-def build_experiment(recipe: Recipe) -> Experiment:
-    """Data first (bad data fails before anything is written), then model and task."""
-    generator = seed_everything(recipe.seed)
+def build_recipe_data(recipe: Recipe) -> DataBundle:
+    """The recipe's data, split from its seed exactly as every run of it splits it."""
     spec = recipe.data
-    data = build_data(
+    return build_data(
         spec.name,
         seed=recipe.seed,
         val_fraction=spec.val_fraction,
         test_fraction=spec.test_fraction,
         dataset_kwargs=validate_component_kwargs(registry("dataset").get(spec.name), spec.kwargs, path="data"),
     )
+
+
+def build_experiment(recipe: Recipe) -> Experiment:
+    """Data first (bad data fails before anything is written), then model and task."""
+    generator = seed_everything(recipe.seed)
+    data = build_recipe_data(recipe)
     torch.manual_seed(recipe.seed)  # model initialisation does not depend on how much RNG the data used
     model, model_kwargs = build_model(recipe, data)
 

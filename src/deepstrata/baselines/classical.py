@@ -84,9 +84,8 @@ def fit_baselines(
     """Fit the classical baselines on a recipe's (or a finished run's) train split; score them on its test split.
 
     With `run` (a `deepstrata.Run`), the split is the run's own, rebuilt and checked against the
-    hashes in its run.json. With a recipe, it is built by `deepstrata.data.base.build_data` with
-    exactly the arguments `deepstrata.experiment.build_experiment` passes, so it is the one
-    `strata train` uses for the same recipe and seed (the model is not built: baselines do not
+    hashes in its run.json. With a recipe, it is built by `deepstrata.experiment.build_recipe_data`,
+    the function `build_experiment` splits with, so it is the one `strata train` uses for the same recipe and seed (the model is not built: baselines do not
     need it). Models are fitted with one BLAS/OpenMP thread (`n_threads`) so fit times are
     comparable. Returns (results, split description).
     """
@@ -134,25 +133,15 @@ def fit_baselines(
 
 def _recipe_data(recipe: str | Path | Mapping[str, Any] | None, overrides: Sequence[str]) -> tuple[Any, Any]:
     """(recipe, data bundle) exactly as `build_experiment` splits it, without building the model."""
-    from deepstrata.config import load_recipe, validate_component_kwargs
-    from deepstrata.data.base import build_data
+    from deepstrata.config import load_recipe
     from deepstrata.errors import UserError
-    from deepstrata.experiment import seed_everything
-    from deepstrata.registry import registry
+    from deepstrata.experiment import build_recipe_data, seed_everything
 
     if recipe is None:
         raise UserError("strata baseline needs a recipe file or a finished run (--run RUN_DIR)")
     rec = load_recipe(recipe, overrides)
     seed_everything(rec.seed)
-    spec = rec.data
-    data = build_data(
-        spec.name,
-        seed=rec.seed,
-        val_fraction=spec.val_fraction,
-        test_fraction=spec.test_fraction,
-        dataset_kwargs=validate_component_kwargs(registry("dataset").get(spec.name), spec.kwargs, path="data"),
-    )
-    return rec, data
+    return rec, build_recipe_data(rec)
 
 
 def write_baselines(path: Path, results: list[BaselineResult], split: dict[str, Any]) -> Path:
