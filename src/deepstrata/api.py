@@ -9,7 +9,9 @@ Idea: the CLI is a thin layer over a few functions: `train` (a recipe file, dict
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from deepstrata.config import Recipe, load_recipe
+from deepstrata.errors import UserError
 from deepstrata.predictor import Predictor
 from deepstrata.run.run import Run
 from deepstrata.run.run_dir import CONFIG, METRICS, PREDICTIONS, REPORT
@@ -120,6 +123,14 @@ def train(
         try:
             with interruptible(trainer):
                 trainer.fit(exp.task, exp.loader("train"), exp.loader("val"), optimizer=optimizer, scheduler=scheduler, checkpoint=checkpoint)
+        except UserError:
+            # The setup check (shapes, loss, a misspelled trainer.monitor) failed before step 1: the
+            # directory this call just created holds nothing but its config; leave no half-written run.
+            if resume is None and strategy.is_rank_zero and trainer.state.global_step == 0:
+                shutil.rmtree(run_dir, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    run_dir.parent.rmdir()  # the recipe's folder too, when this run was its only one
+            raise
         except TrainingInterrupted as stop:
             if strategy.is_rank_zero:
                 at = {"epoch": stop.epoch, "step": stop.step, "signal": stop.signum}

@@ -27,6 +27,37 @@ INJECTED = frozenset({"params", "optimizer", "model", "num_training_steps", "run
 INFERRED = frozenset({"num_classes", "in_channels", "input_shape", "in_features", "out_features", "image_size", "vocab_size"})
 
 
+# The range every component's parameter of this name must lie in, whatever the component: a
+# learning rate of -1 or a dropout of 2 is caught when the recipe is read, not by torch mid-run.
+# (low, high, low inclusive, high inclusive); None is unbounded.
+RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "lr": (0.0, None, False, False),
+    "weight_decay": (0.0, None, True, False),
+    "momentum": (0.0, 1.0, True, True),
+    "dropout": (0.0, 1.0, True, False),
+    "drop_path": (0.0, 1.0, True, False),
+    "label_smoothing": (0.0, 1.0, True, False),
+    "eps": (0.0, None, False, False),
+    "decay": (0.0, 1.0, True, False),
+    "warmup_steps": (0.0, None, True, False),
+    "mask_rate": (0.0, 1.0, False, False),
+}
+
+
+def check_ranges(values: Mapping[str, Any], *, path: str) -> None:
+    """ConfigError naming the first parameter outside its range in `RANGES`."""
+    for key, value in values.items():
+        bounds = RANGES.get(key)
+        if bounds is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        low, high, low_in, high_in = bounds
+        ok = (low is None or (value >= low if low_in else value > low)) and (high is None or (value <= high if high_in else value < high))
+        if not ok:
+            left = "" if low is None else f"{low:g} {'<=' if low_in else '<'} "
+            right = "" if high is None else f" {'<=' if high_in else '<'} {high:g}"
+            raise ConfigError(f"{path}.{key}: must be {left}{key}{right}, got {value!r}")
+
+
 def validate_component_kwargs(
     factory: Callable[..., Any],
     kwargs: Mapping[str, Any],
@@ -54,7 +85,9 @@ def validate_component_kwargs(
             else:
                 lines.append(f"{path}.{key}: {e['msg']} (got {e.get('input')!r})")
         raise ConfigError("; ".join(lines)) from None
-    return {k: getattr(validated, k) for k in kwargs}
+    values = {k: getattr(validated, k) for k in kwargs}
+    check_ranges(values, path=path)
+    return values
 
 
 @cache

@@ -17,7 +17,7 @@ import torch
 
 from deepstrata.errors import UserError
 from deepstrata.registry import register_scheduler
-from deepstrata.training.callbacks.base import Callback, monitored_value
+from deepstrata.training.callbacks.base import Callback, check_monitor, monitored_value
 
 
 class ReduceOnPlateau(Callback):
@@ -76,6 +76,7 @@ class ReduceOnPlateau(Callback):
     def setup(self, trainer: Any) -> None:
         if trainer.val_loader is None:
             raise UserError("scheduler reduce_on_plateau needs a validation split; set data.val_fraction > 0")
+        check_monitor(trainer, self.monitor, who="scheduler reduce_on_plateau", setting="scheduler.monitor")
 
     def on_validation_end(self, trainer: Any) -> None:
         value = monitored_value(trainer, self.monitor, who="scheduler reduce_on_plateau", setting="scheduler.monitor")

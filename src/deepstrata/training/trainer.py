@@ -76,6 +76,7 @@ class Trainer:
         self.val_loader: DataLoader | None = None
         self.output: StepOutput | None = None  # the latest training step's output
         self.interrupted = 0  # the signal number once SIGINT/SIGTERM asked to stop (training/interrupt.py)
+        self._validation_names: list[str] | None = None
 
     # ---------------------------------------------------------------- the loop
     def fit(
@@ -241,6 +242,35 @@ class Trainer:
     def _hook(self, name: str, *args: Any) -> None:
         for cb in self.callbacks:
             getattr(cb, name)(self, *args)
+
+    @torch.no_grad()
+    def validation_metric_names(self) -> list[str]:
+        """The names validation will log (`val/loss`, `val/<metric>`, ...), from one validation batch.
+
+        Callbacks that monitor a metric check it in `setup`, so a misspelled `trainer.monitor`
+        fails before step 1, not after the first epoch. The probe leaves no trace: the task's
+        metrics are reset and every random stream is put back as it was.
+        """
+        if self._validation_names is None:
+            if self.val_loader is None or self.task is None:
+                return []
+            from deepstrata.training.checkpoint import rng_state, set_rng_state
+
+            saved, was_training = rng_state(), self.task.training
+            generator = getattr(self.val_loader, "generator", None)  # an iterator draws its base seed from it
+            generator_state = generator.get_state() if generator is not None else None
+            self.task.eval()
+            try:
+                batch = next(iter(self.val_loader))
+                with self.precision.autocast():
+                    self.task.evaluation_step(self.to_device(batch), "val")
+                self._validation_names = sorted(self.task.compute_metrics("val"))  # computing resets them
+            finally:
+                self.task.train(was_training)
+                set_rng_state(saved)
+                if generator is not None:
+                    generator.set_state(generator_state)
+        return self._validation_names
 
     def _check_setup(self, task: Task, loader: Iterable[Any]) -> None:
         """Run the model and loss on one batch, without a step, so setup errors surface now."""

@@ -52,6 +52,15 @@ class Callback:
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
+def check_monitor(trainer: Trainer, monitor: str, *, who: str, setting: str) -> None:
+    """Before step 1: fail when `monitor` is not a name validation will log (with the closest one)."""
+    from deepstrata.errors import UserError, did_you_mean
+
+    names = trainer.validation_metric_names()
+    if names and monitor not in names:
+        raise UserError(f"{who} monitors '{monitor}'{did_you_mean(monitor, names)}; validation logs {', '.join(names)}: set {setting} to one of them")
+
+
 def monitored_value(trainer: Trainer, monitor: str, *, who: str, setting: str) -> float | None:
     """The validation metric `monitor` after a fit-stage validation, or None outside fit.
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from deepstrata.errors import UserError
 from deepstrata.registry import register_callback
 from deepstrata.run.integrity import remove_checked, write_checked
-from deepstrata.training.callbacks.base import Callback, monitored_value
+from deepstrata.training.callbacks.base import Callback, check_monitor, monitored_value
 from deepstrata.training.checkpoint import capture, save_checkpoint
 from deepstrata.training.checkpoint import load_checkpoint as load_checkpoint  # re-exported for callers
 
@@ -52,6 +52,7 @@ class Checkpoint(Callback):
     def setup(self, trainer: Any) -> None:
         if trainer.val_loader is None and self.monitor.startswith("val/"):
             raise UserError(f"checkpoint monitors '{self.monitor}' but there is no validation split; set data.val_fraction > 0")
+        check_monitor(trainer, self.monitor, who="checkpoint", setting="trainer.monitor")
 
     def _better(self, a: float, b: float) -> bool:
         return a < b if self.mode == "min" else a > b

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from deepstrata.errors import UserError
 from deepstrata.registry import register_callback
-from deepstrata.training.callbacks.base import Callback, monitored_value
+from deepstrata.training.callbacks.base import Callback, check_monitor, monitored_value
 
 
 class EarlyStopping(Callback):
@@ -33,6 +33,7 @@ class EarlyStopping(Callback):
     def setup(self, trainer: Any) -> None:
         if trainer.val_loader is None:
             raise UserError("early_stopping needs a validation split; set data.val_fraction > 0")
+        check_monitor(trainer, self.monitor, who="early_stopping", setting="its monitor")
 
     def _improved(self, value: float) -> bool:
         if not math.isfinite(value):
