@@ -80,7 +80,7 @@ SHORT = [
 
 
 @pytest.mark.e2e
-def test_char_gpt_short_run_generate_and_evaluate(tmp_path: Path) -> None:
+def test_char_gpt_short_run_generate_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from deepstrata.api import evaluate, train
     from deepstrata.cli.main import main
 
@@ -95,5 +95,12 @@ def test_char_gpt_short_run_generate_and_evaluate(tmp_path: Path) -> None:
         assert (result.run_dir / name).is_file()
     assert "Text samples" in (result.run_dir / "report.html").read_text(encoding="utf-8")
     assert main(["generate", str(result.run_dir), "--prompt", "def ", "--max-new-tokens", "12", "--temperature", "0"]) == 0
+    by_option = capsys.readouterr().out
+    # The prompt also works as a plain argument, as a new user first types it.
+    assert main(["generate", str(result.run_dir), "def ", "--max-new-tokens", "12", "--temperature", "0"]) == 0
+    assert capsys.readouterr().out == by_option and by_option.startswith("def ")
+    assert main(["generate", str(result.run_dir), "def ", "--prompt", "x"]) == 2  # not both
+    assert main(["predict", str(result.run_dir), "x.npy"]) == 2  # a language model continues text: it says so
+    assert "strata generate" in capsys.readouterr().err
     again = evaluate(result.run_dir)
     assert again.metrics["test/bits_per_char"] == pytest.approx(m["test/bits_per_char"], rel=1e-6)
