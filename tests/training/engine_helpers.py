@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from deepstrata.losses.cross_entropy import cross_entropy
 from deepstrata.tasks.classification import ClassificationTask
+from deepstrata.training.callbacks.base import Callback
 
 
 def make_task(seed: int = 0, *, hidden: int = 16, in_features: int = 10, classes: int = 3) -> ClassificationTask:
@@ -33,3 +34,17 @@ def make_loader(dataset: TensorDataset, batch_size: int, *, seed: int = 0, shuff
 def tiny(seed: int = 0, batch_size: int = 16) -> tuple:
     """(task, train_loader, val_loader) on 96 training and 48 validation points."""
     return make_task(seed), make_loader(make_data(96), batch_size), make_loader(make_data(48, seed=1), 48, shuffle=False)
+
+
+class Recorder(Callback):
+    """Keeps every logged record and, per optimizer step, the gradients the step will apply."""
+
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+        self.grads: list[list[torch.Tensor]] = []
+
+    def on_log(self, trainer, record) -> None:
+        self.records.append(record)
+
+    def on_before_optimizer_step(self, trainer) -> None:  # after clipping (listed after it)
+        self.grads.append([p.grad.clone() for p in trainer.task.model.parameters()])

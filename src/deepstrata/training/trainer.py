@@ -245,7 +245,8 @@ class Trainer:
 
     @torch.no_grad()
     def validation_metric_names(self) -> list[str]:
-        """The names validation will log (`val/loss`, `val/<metric>`, ...), from one validation batch.
+        """The names validation will log (`val/loss`, `val/<metric>`, ...), from one validation batch,
+        plus those callbacks declare they add (`Callback.adds_validation_metrics`).
 
         Callbacks that monitor a metric check it in `setup`, so a misspelled `trainer.monitor`
         fails before step 1, not after the first epoch. The probe leaves no trace: the task's
@@ -264,7 +265,9 @@ class Trainer:
                 batch = next(iter(self.val_loader))
                 with self.precision.autocast():
                     self.task.evaluation_step(self.to_device(batch), "val")
-                self._validation_names = sorted(self.task.compute_metrics("val"))  # computing resets them
+                logged = set(self.task.compute_metrics("val"))  # computing resets them
+                added = {name for cb in self.callbacks for name in cb.adds_validation_metrics}
+                self._validation_names = sorted(logged | added)
             finally:
                 self.task.train(was_training)
                 set_rng_state(saved)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 from tests.training.engine_helpers import tiny
 
@@ -13,6 +12,8 @@ from deepstrata.training.trainer import Trainer
 
 class ScriptedMetric(Callback):
     """Replaces val/score with a scripted sequence and records the weights at each validation."""
+
+    adds_validation_metrics = ("val/score",)
 
     def __init__(self, values: list[float]):
         self.values, self.weights = values, []
@@ -41,19 +42,3 @@ def test_min_mode_and_state_round_trip() -> None:
     again = EarlyStopping(monitor="val/loss", mode="min", patience=1, min_delta=0.0, restore_best_weights=False)
     again.load_state_dict(stopper.state_dict())
     assert again.best == 0.3 and again.wait == 1 and again._improved(0.29) and not again._improved(0.31)
-
-
-def test_a_missing_monitored_metric_names_the_component_and_the_setting_to_change() -> None:
-    """checkpoint, early_stopping and reduce_on_plateau share one lookup: outside fit it yields
-    nothing, and a metric that validation did not produce is an error saying what to set."""
-    from types import SimpleNamespace
-
-    from deepstrata.errors import UserError
-    from deepstrata.training.callbacks.base import monitored_value
-
-    trainer = SimpleNamespace(state=SimpleNamespace(stage="fit", val_metrics={"val/loss": 0.5, "val/accuracy": 0.9}))
-    assert monitored_value(trainer, "val/loss", who="checkpoint", setting="trainer.monitor") == 0.5
-    with pytest.raises(UserError, match=r"checkpoint monitors 'val/f1', which is not among the validation metrics \(val/accuracy, val/loss\); set trainer.monitor to one of them"):
-        monitored_value(trainer, "val/f1", who="checkpoint", setting="trainer.monitor")
-    trainer.state.stage = "validate"
-    assert monitored_value(trainer, "val/f1", who="checkpoint", setting="trainer.monitor") is None

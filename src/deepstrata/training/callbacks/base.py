@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 class Callback:
     """Base class: every hook is a no-op. Hooks are called in the order callbacks are given."""
 
+    # Validation metrics this callback adds to `trainer.state.val_metrics` itself (in
+    # on_validation_end), so a monitor may name them although the task does not log them.
+    adds_validation_metrics: tuple[str, ...] = ()
+
     def setup(self, trainer: Trainer) -> None:
         """Validate against the whole setup before step 1; raise UserError on a bad setting."""
 
