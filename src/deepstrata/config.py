@@ -93,15 +93,9 @@ class TrainerSpec(BaseModel):
     # with more than one rank, else single (training/strategy.py applies the rule).
     strategy: str = AUTO_STRATEGY
     # Which weights the test split scores and the run saves: "best" (checkpoints/best.safetensors,
-    # the epoch with the best trainer.monitor) or "last". Left out: "best" when the recipe names
-    # a trainer.monitor (the user said what "best" means), else "last".
+    # the epoch with the best trainer.monitor) or "last". Left out, the Recipe decides: "best"
+    # when the recipe names a validation monitor and has a validation split, else "last".
     test_weights: Literal["best", "last"] | None = None
-
-    @model_validator(mode="after")
-    def _default_test_weights(self) -> TrainerSpec:
-        if self.test_weights is None:  # resolved once: config.yaml then records the concrete choice
-            self.test_weights = "best" if "monitor" in self.model_fields_set else "last"
-        return self
 
     @field_validator("progress", mode="before")
     @classmethod
@@ -169,6 +163,15 @@ class Recipe(BaseModel):
     @classmethod
     def _task_name_to_spec(cls, value: Any) -> Any:
         return task_mapping(value)
+
+    @model_validator(mode="after")
+    def _default_test_weights(self) -> Recipe:
+        t = self.trainer
+        if t.test_weights is None:  # resolved once: config.yaml then records the concrete choice
+            # The user said what "best" means (a monitor) and there are validated epochs to choose from.
+            named = "monitor" in t.model_fields_set and t.monitor.startswith("val/")
+            t.test_weights = "best" if named and self.data.val_fraction > 0 else "last"
+        return self
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_none=False), sort_keys=False)

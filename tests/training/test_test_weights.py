@@ -64,3 +64,21 @@ def test_evaluate_prints_which_weights(runs: dict[str, Path], capsys: pytest.Cap
     assert main(["evaluate", str(runs["best"])]) == 0
     info = json.loads((runs["best"] / "run.json").read_text())["tested_weights"]
     assert f"weights: epoch {info['epoch']} (best val/accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("trainer", "val_fraction", "expected"),
+    [
+        ({"monitor": "val/accuracy", "monitor_mode": "max"}, 0.1, "best"),  # the recipe said what best means
+        ({}, 0.1, "last"),  # no monitor named: the default val/loss is a checkpoint detail, not a choice
+        ({"monitor": "train/loss"}, 0.0, "last"),  # nothing validated to choose from
+        ({"monitor": "val/loss"}, 0.0, "last"),
+        ({"monitor": "val/loss", "test_weights": "last"}, 0.1, "last"),
+    ],
+)
+def test_the_default_is_best_only_when_the_recipe_names_a_validation_monitor(trainer: dict, val_fraction: float, expected: str) -> None:
+    from deepstrata.config import load_recipe
+
+    recipe = load_recipe({**TINY_RECIPE, "data": {**TINY_RECIPE["data"], "val_fraction": val_fraction}, "trainer": {"max_epochs": 1, **trainer}})
+    assert recipe.trainer.test_weights == expected
+    assert load_recipe(recipe).trainer.test_weights == expected  # config.yaml keeps the resolved choice
