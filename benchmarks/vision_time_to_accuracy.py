@@ -192,7 +192,7 @@ def main(part: str = "digits") -> None:
         figures.append({"name": f"{r['dataset']} {r['model']} test/accuracy", "value": r["accuracy"], "unit": "", "note": note})
         figures.append({"name": f"{r['dataset']} {r['model']} training time", "value": round(r["train_s"], 2), "unit": "s", "note": "scorings of the test split excluded"})
     env = (f"VISION_BENCH_THREADS={THREADS} " if THREADS != 1 else "") + (f"VISION_BENCH_MODELS={','.join(ONLY)} " if ONLY else "")
-    rerun = f" Re-measured in this run: {', '.join(ONLY)}; the other rows are from the previous full run." if ONLY else ""
+    rerun = f" Re-measured in this run: {', '.join(ONLY)}; the other rows are kept from the stored result (an earlier run, full or of other VISION_BENCH_MODELS)." if ONLY else ""
     emit(
         name,
         f"{env}.venv/bin/python benchmarks/run_all.py --only {name}",
