@@ -131,6 +131,8 @@ def test_checkpoints_that_leave_the_top_k_take_their_sidecars_with_them(tmp_path
     from deepstrata.training.trainer import Trainer
 
     class Scripted(Callback):
+        adds_validation_metrics = ("val/score",)
+
         def on_validation_end(self, trainer) -> None:
             trainer.state.val_metrics["val/score"] = [0.2, 0.9, 0.4, 0.95][trainer.state.epoch]
 
