@@ -277,6 +277,9 @@ class Trainer:
 
     def _check_setup(self, task: Task, loader: Iterable[Any]) -> None:
         """Run the model and loss on one batch, without a step, so setup errors surface now."""
+        # Every rank probes the validation names here, together: computing a metric may gather
+        # across ranks, and the callbacks that check a monitor run on rank 0 only.
+        self.validation_metric_names()
         for cb in self.callbacks:
             cb.setup(self)
         try:
