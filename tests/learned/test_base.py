@@ -23,7 +23,7 @@ def _saved(tmp_path: Path) -> Path:
     return tmp_path / "class_gaussian.json"
 
 
-def _one_line_error(path: Path | str, match: str) -> str:
+def assert_one_line_error(path: Path | str, match: str) -> str:
     with pytest.raises(UserError) as info:
         load_learned(path)
     message = str(info.value)
@@ -45,11 +45,11 @@ def test_load_accepts_the_json_the_weights_the_stem_or_the_directory(tmp_path: P
 
 
 def test_missing_files_are_named(tmp_path: Path) -> None:
-    _one_line_error(tmp_path / "nothing.json", f"{tmp_path / 'nothing.json'} does not exist")
-    _one_line_error(tmp_path, "holds no learned object")
+    assert_one_line_error(tmp_path / "nothing.json", f"{tmp_path / 'nothing.json'} does not exist")
+    assert_one_line_error(tmp_path, "holds no learned object")
     spec = _saved(tmp_path)
     spec.with_suffix(".safetensors").unlink()
-    _one_line_error(spec, f"{spec.with_suffix('.safetensors')} does not exist")
+    assert_one_line_error(spec, f"{spec.with_suffix('.safetensors')} does not exist")
 
 
 def test_broken_and_foreign_files_are_named(tmp_path: Path) -> None:
@@ -62,22 +62,22 @@ def test_broken_and_foreign_files_are_named(tmp_path: Path) -> None:
     }
     for text, match in cases.items():
         spec.write_text(text)
-        assert str(spec) in _one_line_error(spec, match)
+        assert str(spec) in assert_one_line_error(spec, match)
 
     def edited(**changes: object) -> None:
         spec.write_text(json.dumps({**json.loads(good), **changes}))
 
     edited(learned="class_gausian")
-    assert "did you mean class_gaussian" in _one_line_error(spec, "unknown learned 'class_gausian'")
+    assert "did you mean class_gaussian" in assert_one_line_error(spec, "unknown learned 'class_gausian'")
     edited(params={"epsilon": 1.0})
-    _one_line_error(spec, "unknown key")
+    assert_one_line_error(spec, "unknown key")
     edited(fitted={"__class__": 1})  # only `_` attributes may be set from a file
-    _one_line_error(spec, "\"fitted\" entry is missing or malformed")
+    assert_one_line_error(spec, "\"fitted\" entry is missing or malformed")
     edited(tensors=["means_"])
-    _one_line_error(spec, "do not belong together")
+    assert_one_line_error(spec, "do not belong together")
     spec.write_text(good)
     spec.with_suffix(".safetensors").write_bytes(b"\x00garbage")
-    _one_line_error(spec, "is not a valid safetensors file")
+    assert_one_line_error(spec, "is not a valid safetensors file")
 
 
 def test_class_load_refuses_another_class(tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ def test_a_directory_with_two_objects_asks_for_one(tmp_path: Path) -> None:
     _saved(tmp_path)
     g = torch.Generator().manual_seed(0)
     TemperatureScaler().fit(*TemperatureScaler.example(g).fit_args).save(tmp_path)
-    _one_line_error(tmp_path, "holds several learned objects (class_gaussian.json, temperature_scaling.json)")
+    assert_one_line_error(tmp_path, "holds several learned objects (class_gaussian.json, temperature_scaling.json)")
     assert isinstance(TemperatureScaler.load(tmp_path), TemperatureScaler)
 
 

@@ -191,12 +191,12 @@ def big_buffer(*, n: int = 4) -> BigBuffer:
 
 
 @pytest.fixture
-def test_models(monkeypatch: pytest.MonkeyPatch) -> None:
+def registered_test_models(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(MODELS._items, "test_needs_values", needs_values)
     monkeypatch.setitem(MODELS._items, "test_big_buffer", big_buffer)
 
 
-def test_a_factory_that_cannot_build_on_meta_falls_back_to_a_checked_real_build(test_models: None, tmp_path: Path) -> None:
+def test_a_factory_that_cannot_build_on_meta_falls_back_to_a_checked_real_build(registered_test_models: None, tmp_path: Path) -> None:
     assert artifact.build_on_meta(needs_values, {"n": 4}, tmp_path / "model.json") is None
     model = needs_values(n=4)
     artifact.save_model(model, tmp_path, {"architecture": "test_needs_values", "kwargs": {"n": 4}})
@@ -207,7 +207,7 @@ def test_a_factory_that_cannot_build_on_meta_falls_back_to_a_checked_real_build(
         artifact.load_model(tmp_path)
 
 
-def test_a_huge_unsaved_buffer_is_refused_before_it_is_allocated(test_models: None, tmp_path: Path) -> None:
+def test_a_huge_unsaved_buffer_is_refused_before_it_is_allocated(registered_test_models: None, tmp_path: Path) -> None:
     """Non-persistent buffers are not in the file, so the header cannot bound them: the meta build measures them."""
     artifact.save_model(big_buffer(n=4), tmp_path, {"architecture": "test_big_buffer", "kwargs": {"n": 4}})
     assert artifact.load_model(tmp_path)[0].table.shape == (4,)
