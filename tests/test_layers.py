@@ -41,6 +41,7 @@ KNOWN: set[tuple[str, str]] = {
     ("deepstrata.training.callbacks.checkpoint", "deepstrata.run.integrity"),
     ("deepstrata.training.callbacks.lm_samples", "deepstrata.run.atomic"),
     ("deepstrata.training.checkpoint", "deepstrata.run.integrity"),
+    ("deepstrata.training.test_weights", "deepstrata.run.integrity"),
     # transfer (training level) -> run and api: finetune reads a run's model spec and trains through the API
     ("deepstrata.transfer.finetune", "deepstrata.run.run"),
     ("deepstrata.transfer.pretrained", "deepstrata.run.integrity"),

@@ -42,7 +42,11 @@ class Predictor:
         self.task_name = str((task_mapping(spec.get("task")) or {"name": "classification"})["name"])
         # The task turns model outputs into readable rows (labels, values, text), so the
         # Predictor, the report and a server never test which task this is.
-        self.task = task_class(self.task_name).for_inference(self.model, spec).eval()
+        try:
+            cls = task_class(self.task_name)
+        except UserError as err:  # a damaged or foreign model.json: say which file
+            raise UserError(f"model.json: {err}; restore the run's model.json or train again") from None
+        self.task = cls.for_inference(self.model, spec).eval()
         # How the dataset's images were made, and its training images' statistics: model.json's
         # input_spec, or for runs written before those keys the dataset's registry metadata.
         meta = _dataset_meta(spec.get("dataset"))

@@ -49,6 +49,9 @@ def select_test_weights(model: nn.Module, run_dir: Path, trainer_spec: Any, epoc
         )
     from safetensors.torch import load_file
 
+    from deepstrata.run.integrity import verify
+
+    verify(path, remedy="train the run again")  # the tested weights are checked like every other read
     model.load_state_dict(load_file(str(path)))
     return {"which": "best", "epoch": chosen, "monitor": trainer_spec.monitor, "value": next(r[trainer_spec.monitor] for r in epochs if r["epoch"] == chosen)}
 
