@@ -16,14 +16,15 @@ import torch
 import torch.nn.functional as F
 
 from deepstrata.errors import UserError
-from deepstrata.learned.base import Example, Learned, check_same_length, check_tensor
+from deepstrata.learned.base import Example, check_same_length, check_tensor
+from deepstrata.learned.calibrator import Calibrator, affine_map
 from deepstrata.registry import register_learned
 
 _INV_PHI = (math.sqrt(5.0) - 1.0) / 2.0  # 1 / golden ratio
 
 
-@register_learned("temperature_scaling")
-class TemperatureScaler(Learned):
+@register_learned("temperature_scaling", calibrator="temperature")
+class TemperatureScaler(Calibrator):
     """Temperature scaling (Guo et al. 2017): logits / T with T fitted by NLL on validation data.
 
     The fit is a golden-section search on log T over [min_temperature, max_temperature]. The NLL
@@ -46,6 +47,7 @@ class TemperatureScaler(Learned):
     """
 
     fit_call = "fit(logits, labels)"
+    preserves_argmax = True
 
     def __init__(self, *, min_temperature: float = 0.01, max_temperature: float = 100.0, tol: float = 1e-7) -> None:
         self.min_temperature = min_temperature
@@ -104,6 +106,12 @@ class TemperatureScaler(Learned):
     def predict_proba(self, logits: torch.Tensor) -> torch.Tensor:
         """Calibrated class probabilities softmax(logits / T), shape (N, K)."""
         return self.transform(logits).softmax(dim=1)
+
+    def calibration_map(self):  # noqa: ANN201 - CalibrationMap
+        """The affine map z -> z / T, for a saved calibrated model."""
+        self.check_is_fitted()
+        k = self.num_classes_
+        return affine_map(torch.eye(k, dtype=torch.float64) / self.temperature_, torch.zeros(k, dtype=torch.float64))
 
     @classmethod
     def example(cls, generator: torch.Generator) -> Example:
