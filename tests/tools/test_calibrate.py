@@ -97,3 +97,15 @@ def test_calibration_analysis_compares_every_method_and_cli_json(trained: Path, 
     assert main(["calibrate", str(trained), "--method", "temperature", "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"test/ece_before", "test/ece", "test/nll_before", "test/nll"} <= set(out["metrics"])
+
+
+def test_the_trust_section_shows_the_analysis_and_a_calibrated_runs_before_and_after(trained: Path) -> None:
+    from deepstrata.report import build_report
+
+    apply_tool("calibration", trained)
+    page = Path(build_report(Run.open(trained))).read_text()
+    assert "Trust: calibration, uncertainty, OOD, robustness" in page and "reliability_uncalibrated.png" in page
+    assert "<h3>calibration</h3>" not in page.split("Tool results")[-1] if "Tool results" in page else True
+    derived = apply_tool("calibrate", trained, method="temperature").run_dir
+    page = Path(build_report(Run.open(derived))).read_text()
+    assert "calibrated by temperature (fitted on the validation split)" in page and "ECE (15 bins)" in page

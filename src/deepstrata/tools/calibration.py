@@ -20,7 +20,7 @@ from deepstrata.tools.calibrate import calibrators, make_calibrator, scores
 from deepstrata.tools.predictions import require_classifier, split_logits
 
 
-@register_tool("calibration", kind="analysis")
+@register_tool("calibration", kind="analysis", report="trust")
 def calibration(run: Run, *, n_bins: int = 15) -> Analysis:
     """ECE, MCE, NLL, Brier of the test split, uncalibrated and after each recalibrator fitted on validation.
 

@@ -4,8 +4,9 @@ Problem: a tool's result.json under `RUN/tools/` is invisible to someone reading
 a pruned or calibrated run's report does not say what it was derived from.
 Idea: `result_html` renders any analysis result (summary, metrics, tables, figures) the same way;
 a tool draws its own section by registering a report section under its own name (see
-tools/profile.py), every other tool's latest result appears in the generic "tool_results"
-section, and a derived run shows its lineage from the trained ancestor.
+tools/profile.py), a tool registered with `report="<section>"` appears in that section (the "trust"
+section gathers calibration, uncertainty, OOD and attacks), every other tool's latest result
+appears in the generic "tool_results" section, and a derived run shows its lineage from the trained ancestor.
 """
 
 from __future__ import annotations
@@ -58,12 +59,23 @@ def tool_results(run: Run) -> Section | None:
     latest: dict[str, dict[str, Any]] = {}
     for result in run.tool_results():
         tool = str(result.get("tool", ""))
-        if tool and tool not in own_sections:
+        if tool and tool not in own_sections and not _reported_elsewhere(tool, own_sections):
             latest[tool] = result  # oldest first: the last one wins
     if not latest:
         return None
     body = "".join(f"<h3>{html.escape(tool)}</h3>{result_html(result)}" for tool, result in sorted(latest.items()))
     return Section("Tool results", body, order=75)
+
+
+def _reported_elsewhere(tool: str, sections: set[str]) -> bool:
+    """A tool registered with `report="<section>"` is shown by that section (e.g. "trust")."""
+    from deepstrata.errors import UserError
+    from deepstrata.registry import REGISTRIES
+
+    try:
+        return REGISTRIES["tool"].meta(tool).get("report") in sections
+    except UserError:  # a result left by a tool that no longer exists: show it here
+        return False
 
 
 @register_report_section("lineage")
