@@ -16,6 +16,7 @@ from deepstrata.metrics.calibration import expected_calibration_error
 from deepstrata.run.run import Run
 from deepstrata.tools.base import apply_tool
 from deepstrata.tools.predictions import split_logits
+from tests.conftest import requires_shared_data
 
 pytestmark = [pytest.mark.xdist_group("tools"), pytest.mark.e2e]
 
@@ -109,3 +110,18 @@ def test_the_trust_section_shows_the_analysis_and_a_calibrated_runs_before_and_a
     derived = apply_tool("calibrate", trained, method="temperature").run_dir
     page = Path(build_report(Run.open(derived))).read_text()
     assert "calibrated by temperature (fitted on the validation split)" in page and "ECE (15 bins)" in page
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@requires_shared_data("mnist")
+@requires_shared_data("fashion_mnist")
+@pytest.mark.parametrize("recipe", ["mnist_lenet_overconfident", "fashion_lenet_overconfident", "fashion_lenet"])
+def test_the_calibration_recipes_train_and_temperature_scaling_keeps_accuracy(recipe: str, tmp_path: Path) -> None:
+    """Short versions (6,000 images, 3 epochs) of the recipes docs/trust.md measures in full."""
+    overrides = ["data.limit=6000", "trainer.max_epochs=3", "trainer.progress=off", "trainer.num_threads=1", f"output_dir={tmp_path}"]
+    run_dir = api.train(REPO / "recipes" / f"{recipe}.yaml", overrides).run_dir
+    m = apply_tool("calibrate", run_dir, method="temperature").metrics
+    assert m["test/accuracy"] == m["test/accuracy_before"] > (0.9 if recipe.startswith("mnist") else 0.7)
+    assert m["val/nll"] <= m["val/nll_before"]
