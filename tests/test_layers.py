@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {"registry", "catalog"},
     {"config"},
     {"data", "transforms"},
-    {"nn", "losses", "metrics", "estimators", "scratch"},  # building blocks that know no model
+    {"nn", "losses", "metrics", "estimators", "scratch", "attacks"},  # building blocks that know no model
     {"models", "optim"},
     {"tasks"},
     {"training", "transfer", "experiment", "predictor"},  # transfer learning is training with a pretrained start

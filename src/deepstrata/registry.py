@@ -38,6 +38,7 @@ PLURALS = {
     "key_map": "key_maps",  # renamings of foreign checkpoints' keys (transfer/weights.py)
     "tool": "tools",  # what acts on a finished run: analyses and transformations (tools/)
     "learned": "learned",  # objects fitted on data under scikit-learn's contract (learned/)
+    "attack": "attacks",  # adversarial attacks on any classifier model(x) -> logits (attacks/)
 }
 KINDS = tuple(PLURALS)
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -156,6 +157,7 @@ register_finetune_strategy = REGISTRIES["finetune_strategy"].register
 register_key_map = REGISTRIES["key_map"].register
 register_tool = REGISTRIES["tool"].register
 register_learned = REGISTRIES["learned"].register
+register_attack = REGISTRIES["attack"].register
 
 
 def registry(kind: str) -> Registry:
