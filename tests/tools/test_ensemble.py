@@ -16,21 +16,9 @@ from deepstrata.errors import UserError
 from deepstrata.models.ensemble import EnsembleModel
 from deepstrata.run.run import Run
 
+from tests.tools.digits_jsonl import write_digits_jsonl
+
 pytestmark = pytest.mark.xdist_group("tools")
-
-
-def write_digits_jsonl(folder: Path) -> Path:
-    """sklearn's digits as train.jsonl + test.jsonl: an official test part, so every seed tests on the same rows."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    order = np.random.default_rng(0).permutation(len(bunch.target))
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, rows in (("test", order[:300]), ("train", order[300:])):
-        with open(folder / f"{name}.jsonl", "w", encoding="utf-8") as fh:
-            for i in rows:
-                fh.write(json.dumps({"pixels": (bunch.data[i] / 16.0).round(4).tolist(), "label": int(bunch.target[i])}) + "\n")
-    return folder
 
 
 def digits_recipe(root: Path, out: Path, **model: Any) -> dict[str, Any]:

@@ -16,21 +16,9 @@ from deepstrata.errors import UserError
 from deepstrata.run.run import Run
 from deepstrata.tools.uncertainty import score
 
+from tests.tools.digits_jsonl import write_digits_jsonl
+
 pytestmark = pytest.mark.xdist_group("tools")
-
-
-def _digits_jsonl(folder: Path) -> Path:
-    """sklearn's digits as train.jsonl + test.jsonl (an official test part: every seed tests on the same rows)."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    order = np.random.default_rng(0).permutation(len(bunch.target))
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, rows in (("test", order[:300]), ("train", order[300:])):
-        with open(folder / f"{name}.jsonl", "w", encoding="utf-8") as fh:
-            for i in rows:
-                fh.write(json.dumps({"pixels": (bunch.data[i] / 16.0).round(4).tolist(), "label": int(bunch.target[i])}) + "\n")
-    return folder
 
 
 def _recipe(root: Path, out: Path, dropout: float) -> dict[str, Any]:
@@ -48,7 +36,7 @@ def _recipe(root: Path, out: Path, dropout: float) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("uncertainty")
-    root = _digits_jsonl(base / "data")
+    root = write_digits_jsonl(base / "data")
     with_dropout = _recipe(root, base / "runs", 0.2)
     return {
         "a": api.train({**with_dropout, "seed": 0}).run_dir,

@@ -18,7 +18,7 @@ from typing import ClassVar, Self
 import torch
 
 from deepstrata.errors import UserError
-from deepstrata.learned.base import Learned, check_same_length, check_tensor
+from deepstrata.learned.base import Example, Learned, check_same_length, check_tensor
 from deepstrata.models.calibrated import CalibrationMap
 
 
@@ -105,3 +105,26 @@ def minimise_nll(params: list[torch.Tensor], logits_of: Callable[[], torch.Tenso
     optimizer.step(closure)
     with torch.no_grad():
         return float(torch.nn.functional.cross_entropy(logits_of(), labels))
+
+
+def overconfident_example(generator: torch.Generator, k: int = 5) -> Example:
+    """An overconfident k-class problem (informative logits x 4) and the usual invalid inputs."""
+    n = 200
+    labels = torch.randint(0, k, (n,), generator=generator)
+    logits = torch.randn(n, k, generator=generator)
+    logits[torch.arange(n), labels] += 1.0
+    logits = 4.0 * logits
+    return Example(
+        fit_args=(logits, labels),
+        method="predict_proba",
+        inputs=(logits[:20],),
+        invalid_fit_args=(
+            (logits[:, :, None], labels),
+            (logits.long(), labels),
+            (logits, labels.float()),
+            (logits, labels[:-1]),
+            (logits, labels + k),
+            (logits.numpy(), labels),
+        ),
+        invalid_inputs=((logits[0],), (logits[:, :1],), (logits.long(),)),
+    )

@@ -14,8 +14,7 @@ from __future__ import annotations
 import torch
 
 from deepstrata.learned.base import Example
-from deepstrata.learned.calibrator import Calibrator, table_map
-from deepstrata.learned.vector_scaling import _overconfident_example
+from deepstrata.learned.calibrator import Calibrator, overconfident_example, table_map
 from deepstrata.registry import register_learned
 
 
@@ -61,4 +60,4 @@ class HistogramBinning(Calibrator):
 
     @classmethod
     def example(cls, generator: torch.Generator) -> Example:
-        return _overconfident_example(generator)
+        return overconfident_example(generator)

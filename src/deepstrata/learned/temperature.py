@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from deepstrata.errors import UserError
 from deepstrata.learned.base import Example, check_same_length, check_tensor
-from deepstrata.learned.calibrator import Calibrator, affine_map
+from deepstrata.learned.calibrator import Calibrator, affine_map, overconfident_example
 from deepstrata.registry import register_learned
 
 _INV_PHI = (math.sqrt(5.0) - 1.0) / 2.0  # 1 / golden ratio
@@ -116,25 +116,7 @@ class TemperatureScaler(Calibrator):
     @classmethod
     def example(cls, generator: torch.Generator) -> Example:
         """An overconfident 5-class problem: informative logits multiplied by 4."""
-        n, k = 200, 5
-        labels = torch.randint(0, k, (n,), generator=generator)
-        logits = torch.randn(n, k, generator=generator)
-        logits[torch.arange(n), labels] += 1.0
-        logits = 4.0 * logits
-        return Example(
-            fit_args=(logits, labels),
-            method="predict_proba",
-            inputs=(logits[:20],),
-            invalid_fit_args=(
-                (logits[:, :, None], labels),  # (N, K, 1)
-                (logits.long(), labels),  # integer logits
-                (logits, labels.float()),  # float labels
-                (logits, labels[:-1]),  # N mismatch
-                (logits, labels + k),  # labels out of range
-                (logits.numpy(), labels),  # not a tensor
-            ),
-            invalid_inputs=((logits[0],), (logits[:, :3],), (logits.long(),)),
-        )
+        return overconfident_example(generator)
 
 
 def _golden_section(f: Callable[[float], float], a: float, b: float, *, tol: float, prefer: float) -> float:

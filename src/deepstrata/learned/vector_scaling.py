@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from deepstrata.learned.base import Example
-from deepstrata.learned.calibrator import Calibrator, affine_map, minimise_nll
+from deepstrata.learned.calibrator import Calibrator, affine_map, minimise_nll, overconfident_example
 from deepstrata.registry import register_learned
 
 
@@ -44,27 +44,4 @@ class VectorScaler(Calibrator):
 
     @classmethod
     def example(cls, generator: torch.Generator) -> Example:
-        return _overconfident_example(generator)
-
-
-def _overconfident_example(generator: torch.Generator, k: int = 5) -> Example:
-    """An overconfident k-class problem (informative logits x 4) and the usual invalid inputs."""
-    n = 200
-    labels = torch.randint(0, k, (n,), generator=generator)
-    logits = torch.randn(n, k, generator=generator)
-    logits[torch.arange(n), labels] += 1.0
-    logits = 4.0 * logits
-    return Example(
-        fit_args=(logits, labels),
-        method="predict_proba",
-        inputs=(logits[:20],),
-        invalid_fit_args=(
-            (logits[:, :, None], labels),
-            (logits.long(), labels),
-            (logits, labels.float()),
-            (logits, labels[:-1]),
-            (logits, labels + k),
-            (logits.numpy(), labels),
-        ),
-        invalid_inputs=((logits[0],), (logits[:, :1],), (logits.long(),)),
-    )
+        return overconfident_example(generator)
