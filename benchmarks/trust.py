@@ -77,7 +77,7 @@ def main() -> None:
     reused = " ".join(f"{k}={v}" for k, v in runs.items()) if args.reuse else ""
     emit(
         "trust",
-        "python benchmarks/trust.py" + (f"  # with --reuse of runs trained by `strata train recipes/<recipe>.yaml --set trainer.num_threads=1`" if reused else ""),
+        "python benchmarks/trust.py" + (" --reuse RECIPE=RUN_DIR ... (runs each trained by: strata train recipes/RECIPE.yaml --set trainer.num_threads=1)" if reused else ""),
         figures,
         table="\n".join(lines),
         description="Calibration and OOD detection of LeNet-5 on MNIST and Fashion-MNIST: the shipped recipes and the overconfident variants (no label smoothing, no weight decay, 50 epochs at a constant learning rate, last weights).",

@@ -44,8 +44,12 @@ def test_run_written_before_this_change_opens_evaluates_and_predicts(pre_change_
     assert run.recipe.name == "old_digits" and run.architecture == "small_cnn" and run.task_name == "classification"
     recorded = run.test_metrics
     assert recorded["test/accuracy"] == pytest.approx(0.8472222089767456, abs=0)
-    # The same split, the same weights: the same numbers, to the last bit.
-    assert run.evaluate("test") == recorded
+    # The same split, the same weights: the same predictions, so the same accuracy to the last bit;
+    # the mean float32 loss agrees to float32 precision (its last bits follow the CPU's kernels:
+    # on one machine 0.6987739854 against the recorded 0.6987739510).
+    evaluated = run.evaluate("test")
+    assert evaluated.keys() == recorded.keys() and evaluated["test/accuracy"] == recorded["test/accuracy"]
+    assert evaluated["test/loss"] == pytest.approx(recorded["test/loss"], rel=1e-6)
     digits = run.split("test")
     x, y = digits[0]
     rows = run.predictor().predict((x.numpy() * 16.0)[None])  # the predictor takes raw 0..16 grey levels
