@@ -5,10 +5,11 @@ are claims from papers on other models and data; the toolkit's own runs have to 
 Idea: train the shipped LeNet-5 recipes and their overconfident variants as a user would
 (`strata train`), then run the tools a user would: `strata calibration` (every recalibrator
 fitted on the validation split, scored on the test split), `strata calibrate --method
-temperature` (the derived run's before/after) and `strata ood` against Fashion-MNIST, MNIST,
-Gaussian and uniform noise. Choices are made on validation; test numbers are reported.
+temperature` (the derived run's before/after), `strata ood` against Fashion-MNIST, MNIST,
+Gaussian and uniform noise, `strata uncertainty` with a 5-seed ensemble, and `strata attack`
+on the standard and the adversarially trained MNIST models. Choices are made on validation; test numbers are reported.
 
-    python benchmarks/trust.py                          # trains the four runs (~10 min on 2 cores)
+    python benchmarks/trust.py                          # trains the runs (~45 min on 2 cores)
     python benchmarks/trust.py --reuse mnist_lenet=runs/mnist_lenet/STAMP ...   # existing runs
 """
 
@@ -27,6 +28,7 @@ from _recipe_run import run_recipe  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 STRATA = str(Path(sys.executable).with_name("strata"))
 CALIBRATION_RUNS = ["mnist_lenet_overconfident", "fashion_lenet_overconfident", "mnist_lenet", "fashion_lenet"]
+ENSEMBLE_SEEDS = [1, 2, 3, 4]  # with fashion_lenet's seed 0: five members
 OOD_PAIRS = [("mnist_lenet", "fashion_mnist"), ("mnist_lenet", "gaussian"), ("mnist_lenet", "uniform"), ("fashion_lenet", "mnist")]
 
 
@@ -44,6 +46,12 @@ def main() -> None:
     parser.add_argument("--reuse", nargs="*", default=[], help="recipe=RUN_DIR pairs of finished runs to use instead of training")
     args = parser.parse_args()
     runs = dict(item.split("=", 1) for item in args.reuse)
+    for recipe in [*CALIBRATION_RUNS, "mnist_adversarial", *(f"fashion_lenet@{s}" for s in ENSEMBLE_SEEDS)]:
+        if recipe not in runs:
+            name, _, seed = recipe.partition("@")
+            print(f"training recipes/{name}.yaml {seed}", flush=True)
+            _, run_dir, *_ = run_recipe(f"recipes/{name}.yaml", "trainer.num_threads=1", *([f"seed={seed}"] if seed else []))
+            runs[recipe] = str(run_dir)
     for recipe in CALIBRATION_RUNS:
         if recipe not in runs:
             print(f"training recipes/{recipe}.yaml", flush=True)
@@ -73,6 +81,32 @@ def main() -> None:
         for s in scores:
             lines.append(f"| {recipe} | {out} | {s} | {m[f'ood/{s}/auroc']:.4f} | {m[f'ood/{s}/aupr_in']:.4f} | {m[f'ood/{s}/aupr_out']:.4f} | {m[f'ood/{s}/fpr95']:.4f} |")
         figures.append({"name": f"{recipe} vs {out}: best OOD AUROC", "value": m[f"ood/{best}/auroc"], "unit": "", "note": f"{best}; MSP {m['ood/msp/auroc']:.4f}"})
+
+    lines.append("\n**Uncertainty** (Fashion-MNIST test split; fashion_lenet seeds 0-4, each 10 epochs; `strata uncertainty SEED0 --members SEED1,...,SEED4`)\n")
+    lines.append("| method | accuracy | NLL | ECE | Brier | AURC | error at 90% coverage | error at 100% |\n|---|---|---|---|---|---|---|---|")
+    members = [runs[f"fashion_lenet@{s}"] for s in ENSEMBLE_SEEDS]
+    m = tool("uncertainty", runs["fashion_lenet"], "--members", ",".join(members))["metrics"]
+    for method in sorted({k.split("/")[1] for k in m}, key=lambda s: (s != "softmax", s)):
+        g = {k: m[f"test/{method}/{k}"] for k in ("accuracy", "nll", "ece", "brier", "aurc", "error_at_90", "error")}
+        lines.append(f"| {method} | {g['accuracy']:.4f} | {g['nll']:.4f} | {g['ece']:.4f} | {g['brier']:.4f} | {g['aurc']:.4f} | {g['error_at_90']:.4f} | {g['error']:.4f} |")
+    single = [m["test/softmax/nll"]] + [tool("uncertainty", r, "--methods", "softmax")["metrics"]["test/softmax/nll"] for r in members]
+    mean_single = sum(single) / len(single)
+    figures.append({"name": "5-member ensemble test NLL below the members' mean", "value": 1 - m["test/ensemble/nll"] / mean_single, "unit": "", "note": f"ensemble {m['test/ensemble/nll']:.4f}; members {', '.join(f'{v:.4f}' for v in single)}; goal >= 0.10"})
+    figures.append({"name": "ensemble error at 90% coverage / at 100%", "value": m["test/ensemble/error_at_90"] / m["test/ensemble/error"], "unit": "", "note": f"{m['test/ensemble/error_at_90']:.4f} / {m['test/ensemble/error']:.4f}; goal <= 0.5"})
+
+    lines.append("\n**Adversarial robustness** (MNIST, L-infinity, eps in raw pixel units; first 1,000 test images)\n")
+    lines.append("| run | attack | clean | eps 0.1 | eps 0.2 | eps 0.3 | eps 0.5 |\n|---|---|---|---|---|---|---|")
+    attacks = [
+        ("mnist_lenet", "PGD-40, margin loss", ["--attack", "pgd", "--eps", "0.1,0.2,0.3,0.5", "--steps", "40"]),
+        ("mnist_adversarial", "PGD-50, 5 restarts", ["--attack", "pgd", "--eps", "0.1,0.2,0.3,0.5", "--steps", "50", "--restarts", "5"]),
+        ("mnist_adversarial", "Square, 5,000 queries", ["--attack", "square", "--eps", "0.3", "--queries", "5000"]),
+    ]
+    for recipe, label, cli in attacks:
+        m = tool("attack", runs[recipe], *cli, "--limit", "1000")["metrics"]
+        cells = [f"{m[f'test/robust_accuracy/eps={e}']:.3f}" if f"test/robust_accuracy/eps={e}" in m else "" for e in ("0.1", "0.2", "0.3", "0.5")]
+        lines.append(f"| {recipe} | {label} | {m['test/clean_accuracy']:.3f} | " + " | ".join(cells) + " |")
+        if "test/robust_accuracy/eps=0.3" in m:
+            figures.append({"name": f"{recipe}: robust accuracy at eps 0.3, {label}", "value": m["test/robust_accuracy/eps=0.3"], "unit": "", "note": f"clean {m['test/clean_accuracy']:.3f}"})
 
     reused = " ".join(f"{k}={v}" for k, v in runs.items()) if args.reuse else ""
     emit(
