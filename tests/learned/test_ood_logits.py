@@ -8,7 +8,7 @@ from torch import nn
 
 from deepstrata.errors import UserError
 from deepstrata.learned.ood_base import example_problem
-from deepstrata.learned.ood_logits import EnergyScorer, MaxLogitScorer, MaxSoftmaxScorer
+from deepstrata.learned.ood_logits import EnergyScorer, EntropyScorer, MaxLogitScorer, MaxSoftmaxScorer
 from deepstrata.metrics.ood import ood_metrics
 
 
@@ -27,6 +27,10 @@ def test_scores_equal_their_formulas() -> None:
     assert torch.allclose(MaxLogitScorer().fit(model, z).score(model, z), -z.max(1).values, atol=1e-6)
     energy = EnergyScorer(temperature=2.0).fit(model, z)
     assert torch.allclose(energy.score(model, z), -2.0 * torch.logsumexp(z / 2.0, dim=1), atol=1e-5)
+    from scipy.stats import entropy
+
+    expected = torch.tensor(entropy(z.softmax(1).double().numpy(), axis=1), dtype=torch.float32)
+    assert torch.allclose(EntropyScorer().fit(model, z).score(model, z), expected, atol=1e-5)
 
 
 def test_confident_inputs_score_lower() -> None:

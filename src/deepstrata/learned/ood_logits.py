@@ -1,4 +1,4 @@
-"""OOD scores read from a classifier's logits: maximum softmax probability, maximum logit, energy.
+"""OOD scores read from a classifier's logits: maximum softmax probability, maximum logit, energy, entropy.
 
 Problem: a classifier says nothing about whether an input resembles its training data, yet it
 is usually less sure of inputs that do not.
@@ -8,7 +8,8 @@ Idea: turn the logits z of one forward pass into a score, LARGER = MORE out-of-d
 - max logit, -max_k z_k, which keeps the scale that softmax normalises away (Hendrycks et al.
   2022, "Scaling Out-of-Distribution Detection for Real-World Settings");
 - energy E(x) = -T logsumexp(z / T), low on the data the model was trained on and a
-  log-likelihood up to a constant (Liu et al. 2020, "Energy-based Out-of-distribution Detection").
+  log-likelihood up to a constant (Liu et al. 2020, "Energy-based Out-of-distribution Detection");
+- predictive entropy H[softmax(z)], which on an ensemble run is the ensemble's entropy.
 Nothing but the threshold is fitted: they are learned objects so that every score shares one
 interface and the training-set threshold travels with them.
 """
@@ -90,3 +91,24 @@ class EnergyScorer(_LogitScorer):
 
     def _from_logits(self, logits: torch.Tensor) -> torch.Tensor:
         return -self.temperature * torch.logsumexp(logits / self.temperature, dim=1)
+
+
+@register_learned("ood_entropy")
+class EntropyScorer(_LogitScorer):
+    """Predictive entropy H[softmax(z)] = -sum_k p_k log p_k, in [0, log K]. Larger = more out-of-distribution.
+
+    On a deep-ensemble run (`strata ensemble`), whose logits are the log of the members' mean
+    probability, this is the ensemble's predictive entropy (Lakshminarayanan et al. 2017).
+    Args: tpr, batch_size (see OODScorer).
+    """
+
+    score_name: ClassVar[str] = "entropy"
+    order: ClassVar[int] = 7
+
+    def __init__(self, *, tpr: float = 0.95, batch_size: int = 256) -> None:
+        self.tpr = tpr
+        self.batch_size = batch_size
+
+    def _from_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        log_p = logits.log_softmax(dim=1)
+        return -(log_p.exp() * log_p).sum(dim=1)

@@ -40,7 +40,7 @@ def ood(
 
     ood_data: a registered dataset (`fashion_mnist`, `mnist`, `digits`, ...), `gaussian` or
     `uniform` noise in the run's raw range, or a path (IDX file, .npy array, image folder).
-    scores: which scores (msp, max_logit, energy, odin, mahalanobis, knn, mc_dropout); empty:
+    scores: which scores (msp, max_logit, energy, odin, mahalanobis, knn, mc_dropout, entropy); empty:
     every one that applies (mc_dropout needs dropout, mahalanobis/knn a Backbone).
     limit: at most this many in- and out-of-distribution inputs each (0: the whole test split
     and as many OOD inputs). fit_limit: fit on at most this many training inputs (0: all).
