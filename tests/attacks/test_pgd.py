@@ -99,3 +99,50 @@ def test_parameters_get_no_gradient_and_mode_is_left_alone() -> None:
     x, y = torch.rand(8, 1, 8, 8), torch.arange(8)
     pgd(model, x, y, eps=0.1, steps=2)
     assert model.training and all(p.grad is None for p in model.parameters())
+
+
+class _Band(nn.Module):
+    """Class 1 only inside a narrow band around 0.5: z = (0, 1 - 100 (x - 0.5)^2)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.zeros_like(x), 1 - 100 * (x - 0.5) ** 2], dim=1)
+
+
+def test_best_iterate_keeps_an_iterate_that_fooled_the_model_when_the_last_one_does_not() -> None:
+    """From x = 0.3 (class 0), a 0.25 step lands in the band (0.55, fooled) and the next one leaves it (0.30)."""
+    from deepstrata.attacks.base import margin_loss
+
+    x, y = torch.tensor([[0.3]]), torch.tensor([0])
+    options = {"eps": 0.3, "steps": 2, "step_size": 0.25, "random_start": False, "loss": margin_loss}
+    last = pgd(_Band(), x, y, **options)
+    best = pgd(_Band(), x, y, best_iterate=True, **options)
+    assert float(last) == pytest.approx(0.30) and float(best) == pytest.approx(0.55)
+    with torch.no_grad():
+        assert _Band()(last).argmax(1).item() == 0 and _Band()(best).argmax(1).item() == 1
+
+
+def test_best_iterate_fools_every_example_the_last_iterate_fools(trained: Trained) -> None:
+    model, x, y = trained
+    x, y = x[:64], y[:64]
+    options = {"eps": 0.05, "steps": 5, "step_size": 0.03}
+    last = pgd(model, x, y, generator=torch.Generator().manual_seed(0), **options)
+    best = pgd(model, x, y, best_iterate=True, generator=torch.Generator().manual_seed(0), **options)
+    with torch.no_grad():
+        fooled_last, fooled_best = model(last).argmax(1) != y, model(best).argmax(1) != y
+    assert bool((fooled_best | ~fooled_last).all())
+    assert float(lp_norm(best - x, "linf").max()) <= 0.05 + 1e-6
+
+
+def test_later_restarts_attack_only_the_examples_not_yet_fooled(trained: Trained) -> None:
+    model, x, y = trained
+    x, y = x[:64], y[:64]
+    sizes: list[int] = []
+
+    def counted(inputs: torch.Tensor) -> torch.Tensor:
+        sizes.append(inputs.shape[0])
+        return model(inputs)
+
+    pgd(counted, x, y, eps=0.05, steps=2, restarts=3, generator=torch.Generator().manual_seed(0))
+    # each restart: 2 gradient passes and one check; the first restart sees all 64
+    assert sizes[:3] == [64, 64, 64]
+    assert all(n < 64 for n in sizes[3:]) and len(sizes) > 3

@@ -40,6 +40,7 @@ def attack_run(
     eps: list[float] = [0.1, 0.2, 0.3],  # noqa: B006 - read, never mutated
     steps: int = 40,
     restarts: int = 1,
+    best_iterate: bool = True,
     norm: Literal["linf", "l2"] = "linf",
     loss: Literal["margin", "cross_entropy"] = "margin",
     queries: int = 5000,
@@ -51,7 +52,9 @@ def attack_run(
     """Robust accuracy against eps under a registered attack (pgd, fgsm, square); eps in raw pixel units in [0, 1].
 
     attack: a registered attack. eps: the radii (L-infinity or L2 by --norm) in raw [0, 1] units.
-    steps, restarts: PGD's iterations and random restarts. loss: what a gradient attack maximises,
+    steps, restarts: PGD's iterations and random restarts. best_iterate: an example counts as
+    broken as soon as any PGD iterate fools the model (the default; `false`: only the last
+    iterate counts, as in Madry et al.'s evaluation). loss: what a gradient attack maximises,
     the margin max_{j != y} z_j - z_y (Carlini & Wagner 2017; the default: it does not saturate on
     confident or label-smoothed models) or cross-entropy. queries: the Square attack's budget
     per example. limit: examples of `split` attacked (the first ones). seed: the random starts.
@@ -79,7 +82,7 @@ def attack_run(
     x, y = _examples(run, split, limit)
     lower, upper, unit = input_box(run.spec.get("input_spec") or {}, x.shape[1:])
     objective = {"margin": margin_loss, "cross_entropy": cross_entropy_per_example}[loss]
-    options = {"norm": norm, "steps": steps, "restarts": restarts, "n_queries": queries, "loss": objective}
+    options = {"norm": norm, "steps": steps, "restarts": restarts, "best_iterate": best_iterate, "n_queries": queries, "loss": objective}
     accepted = inspect.signature(fn).parameters
     options = {k: v for k, v in options.items() if k in accepted}
     generator = torch.Generator().manual_seed(seed)
