@@ -125,3 +125,19 @@ def test_the_calibration_recipes_train_and_temperature_scaling_keeps_accuracy(re
     m = apply_tool("calibrate", run_dir, method="temperature").metrics
     assert m["test/accuracy"] == m["test/accuracy_before"] > (0.9 if recipe.startswith("mnist") else 0.7)
     assert m["val/nll"] <= m["val/nll_before"]
+
+
+def test_every_tool_walks_a_split_one_way(trained: Path) -> None:
+    """labelled_batches: the first `limit` examples, hard labels; input_tensor and split_logits agree with it."""
+    from deepstrata.tools.predictions import input_tensor, labelled_batches
+
+    run = Run.open(trained)
+    batches = list(labelled_batches(run, "test", limit=45))
+    assert sum(len(y) for _, y in batches) == 45 and all(y.dtype == torch.long and y.dim() == 1 for _, y in batches)
+    x, y = input_tensor(run, "test", limit=45, tool="t")
+    z, y2 = split_logits(run, "test", limit=45)
+    assert x.shape[0] == z.shape[0] == 45 and torch.equal(y, y2)
+    with torch.no_grad():
+        torch.testing.assert_close(run.model().eval()(x), z)
+    full_z, full_y = split_logits(run, "test")
+    assert torch.equal(full_y[:45], y) and len(full_y) == len(run.split("test"))

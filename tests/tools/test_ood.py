@@ -153,7 +153,7 @@ def test_runs_that_cannot_be_scored_are_refused(tmp_path: Path) -> None:
     regression = api.train(
         {"name": "ood_reg", "seed": 0, "data": {"name": "diabetes", "batch_size": 32}, "model": {"name": "mlp", "in_features": 10, "num_classes": 1, "hidden": [8]}, "trainer": trainer, "output_dir": str(tmp_path / "runs")}
     ).run_dir
-    with pytest.raises(UserError, match="ood scores a classifier's outputs, but .* is a regression run"):
+    with pytest.raises(UserError, match="ood: .* is a regression run; ood needs a classifier"):
         api.apply("ood", regression)
     no_dropout = api.train({**copy.deepcopy(TINY_RECIPE), "trainer": trainer, "output_dir": str(tmp_path / "runs")}).run_dir
     with pytest.raises(UserError, match="score 'mc_dropout' cannot be used: SmallCNN has no dropout layer with p > 0"):

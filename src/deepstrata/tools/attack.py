@@ -25,6 +25,7 @@ from deepstrata.errors import UserError
 from deepstrata.registry import register_tool, registry
 from deepstrata.run.run import Run
 from deepstrata.tools.base import Analysis, phase
+from deepstrata.tools.predictions import input_tensor, require_classifier
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -62,8 +63,6 @@ def attack_run(
     import torch
 
     from deepstrata.attacks.base import cross_entropy_per_example, input_box, margin_loss
-    from deepstrata.tasks.classification import ClassificationTask
-
     attacks = registry("attack")
     fn, meta = attacks.get(attack), attacks.meta(attack)  # an unknown name: a UserError listing the choices
     if norm not in meta.get("norms", ("linf",)):
@@ -72,14 +71,14 @@ def attack_run(
         raise UserError(f"attack: eps must be one or more numbers >= 0 (raw pixel units in [0, 1]), got {list(eps)}; e.g. --eps 0.1,0.2,0.3")
     if min(steps, restarts, queries, limit, batch_size) < 1:
         raise UserError("attack: steps, restarts, queries, limit and batch_size must be >= 1")
-    if not issubclass(run.task_class, ClassificationTask):
-        raise UserError(f"attack: '{run.path}' is a {run.task_name} run; attacks need a classifier (a run whose task is classification)")
+    require_classifier(run, "attack")
 
     phase(f"attack: loading the model and {limit} {split} examples")
     model = run.model().eval()
     for p in model.parameters():
         p.requires_grad_(False)  # gradients flow to the inputs only
-    x, y = _examples(run, split, limit)
+    x, y = input_tensor(run, split, limit=limit, tool="attack")
+    x = x.float()
     lower, upper, unit = input_box(run.spec.get("input_spec") or {}, x.shape[1:])
     objective = {"margin": margin_loss, "cross_entropy": cross_entropy_per_example}[loss]
     options = {"norm": norm, "steps": steps, "restarts": restarts, "best_iterate": best_iterate, "n_queries": queries, "loss": objective}
@@ -128,25 +127,6 @@ def attack_run(
         f"(raw pixel units in [0, 1]); robust means right on the example and on the attack's output."
     )
     return Analysis(metrics=metrics, tables={"robust_accuracy": rows}, figures=figures, summary=summary)
-
-
-def _examples(run: Run, split: str, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first `limit` inputs (N, ...) and hard labels (N,) of a split, as the model sees them."""
-    import torch
-
-    task = run.task()
-    xs, ys, seen = [], [], 0
-    for batch in run.loader(split):
-        (inputs,) = task.model_inputs(batch)[:1]
-        labels = batch[1]
-        xs.append(inputs.float())
-        ys.append(labels.argmax(dim=1) if labels.dim() == 2 else labels)
-        seen += len(ys[-1])
-        if seen >= limit:
-            break
-    if not xs:
-        raise UserError(f"attack: the {split} split of '{run.path}' is empty; choose another with --split")
-    return torch.cat(xs)[:limit], torch.cat(ys)[:limit].long()
 
 
 def _predict(model: Any, x: torch.Tensor, batch_size: int) -> torch.Tensor:

@@ -18,6 +18,7 @@ from deepstrata.errors import UserError, did_you_mean
 from deepstrata.registry import register_tool
 from deepstrata.run.run import Run
 from deepstrata.tools.base import Analysis, phase
+from deepstrata.tools.predictions import input_tensor, require_classifier
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -50,12 +51,9 @@ def ood(
 
     from deepstrata.data.ood_sets import load_out_set
     from deepstrata.metrics.ood import ood_metrics
-    from deepstrata.tasks.classification import ClassificationTask
-
     if limit < 0 or fit_limit < 0:
         raise UserError(f"ood: limit and fit_limit must be >= 0 (0 = all), got limit={limit}, fit_limit={fit_limit}")
-    if not issubclass(run.task_class, ClassificationTask):
-        raise UserError(f"ood scores a classifier's outputs, but '{run.path}' is a {run.task_name} run; train a classification run")
+    require_classifier(run, "ood")
     phase("ood: loading the model")
     model = run.model()
     chosen, skipped = _scorers(scores, model)
@@ -163,16 +161,7 @@ def _inputs(run: Run, dataset: Dataset | _Unlabelled, test_loader: DataLoader, l
     if len(dataset) == 0:
         raise UserError(f"ood: an empty split of '{run.path}' (check data.val_fraction/test_fraction in its recipe)")
     loader = DataLoader(dataset, batch_size=test_loader.batch_size or 256, shuffle=False, collate_fn=test_loader.collate_fn)
-    task = run.task()
-    xs, ys = [], []
-    for batch in loader:
-        inputs = task.model_inputs(batch)
-        if len(inputs) != 1 or not isinstance(inputs[0], torch.Tensor) or not inputs[0].is_floating_point():
-            raise UserError(f"ood scores models that take one tensor of values; '{run.path}' feeds its model {len(inputs)} inputs")
-        xs.append(inputs[0])
-        ys.append(batch[1])
-    labels = torch.cat(ys)
-    return torch.cat(xs), labels.argmax(dim=1) if labels.dim() == 2 else labels.long()
+    return input_tensor(run, loader=loader, tool="ood")
 
 
 # --------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from deepstrata.errors import UserError, did_you_mean
 from deepstrata.registry import register_tool
 from deepstrata.run.run import Run
 from deepstrata.tools.base import Analysis, phase
+from deepstrata.tools.predictions import labelled_batches, require_classifier
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -75,10 +76,7 @@ def uncertainty(
     """
     import torch
 
-    from deepstrata.tasks.classification import ClassificationTask
-
-    if not issubclass(run.task_class, ClassificationTask):
-        raise UserError(f"uncertainty scores class probabilities, but '{run.path}' is a {run.task_name} run; use it on a classification run")
+    require_classifier(run, "uncertainty")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise UserError(f"uncertainty: unknown method '{unknown[0]}'{did_you_mean(unknown[0], list(METHODS))} (choices: {', '.join(METHODS)})")
@@ -94,9 +92,9 @@ def uncertainty(
     model = run.model()
     task = run.task()
     batches, labels = [], []
-    for batch in run.loader(split):
-        batches.append(task.model_inputs(batch))
-        labels.append(batch[1].argmax(1) if batch[1].dim() == 2 else batch[1])
+    for inputs, y in labelled_batches(run, split):
+        batches.append(inputs)
+        labels.append(y)
     if not batches:
         raise UserError(f"uncertainty: the {split} split of '{run.path}' is empty; choose another with --split")
     ctx = _Context(run, model, task, batches, torch.cat(labels), mc_samples, others, seed)
