@@ -49,13 +49,17 @@ class Calibrator(Learned):
 
     def transform(self, logits: torch.Tensor) -> torch.Tensor:
         """Calibrated logits (N, K): softmax of them is the calibrated probability."""
+        z = self.checked_logits(logits, where=f"{type(self).__name__}.transform")
+        with torch.no_grad():
+            return self.calibration_map().to(z.dtype)(z)
+
+    def checked_logits(self, logits: torch.Tensor, *, where: str) -> torch.Tensor:
+        """Fitted, and `logits` float (N, K) with the K classes fitted on; else a UserError."""
         self.check_is_fitted()
-        where = f"{type(self).__name__}.transform"
         z = check_tensor(logits, where=where, name="logits", shape=f"(N, {self.num_classes_})", ndim=2, dtype="float")
         if z.shape[1] != self.num_classes_:
             raise UserError(f"{where} expected logits of shape (N, {self.num_classes_}) (fitted on {self.num_classes_} classes), got shape {tuple(z.shape)}")
-        with torch.no_grad():
-            return self.calibration_map().to(z.dtype)(z)
+        return z
 
     def predict_proba(self, logits: torch.Tensor) -> torch.Tensor:
         """Calibrated class probabilities (N, K)."""
@@ -107,13 +111,12 @@ def minimise_nll(params: list[torch.Tensor], logits_of: Callable[[], torch.Tenso
         return float(torch.nn.functional.cross_entropy(logits_of(), labels))
 
 
-def overconfident_example(generator: torch.Generator, k: int = 5) -> Example:
-    """An overconfident k-class problem (informative logits x 4) and the usual invalid inputs."""
-    n = 200
+def overconfident_example(generator: torch.Generator, k: int = 5, *, scale: float = 4.0, n: int = 200) -> Example:
+    """An overconfident k-class problem (informative logits x `scale`) and the usual invalid inputs."""
     labels = torch.randint(0, k, (n,), generator=generator)
     logits = torch.randn(n, k, generator=generator)
     logits[torch.arange(n), labels] += 1.0
-    logits = 4.0 * logits
+    logits = scale * logits
     return Example(
         fit_args=(logits, labels),
         method="predict_proba",

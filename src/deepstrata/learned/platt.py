@@ -8,11 +8,13 @@ two-class network; a > 0 keeps the ranking and, with b, may move the decision th
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from deepstrata.errors import UserError
 from deepstrata.learned.base import Example
-from deepstrata.learned.calibrator import Calibrator, affine_map, minimise_nll
+from deepstrata.learned.calibrator import Calibrator, affine_map, minimise_nll, overconfident_example
 from deepstrata.registry import register_learned
 
 
@@ -48,22 +50,7 @@ class PlattScaler(Calibrator):
 
     @classmethod
     def example(cls, generator: torch.Generator) -> Example:
-        n = 200
-        labels = torch.randint(0, 2, (n,), generator=generator)
-        logits = torch.randn(n, 2, generator=generator)
-        logits[torch.arange(n), labels] += 1.0
-        logits = 5.0 * logits
-        return Example(
-            fit_args=(logits, labels),
-            method="predict_proba",
-            inputs=(logits[:20],),
-            invalid_fit_args=(
-                (logits[:, :, None], labels),
-                (logits.long(), labels),
-                (logits, labels.float()),
-                (logits, labels[:-1]),
-                (logits, labels + 2),
-                (torch.randn(n, 3, generator=generator), labels),  # three classes
-            ),
-            invalid_inputs=((logits[0],), (logits[:, :1],), (logits.long(),)),
-        )
+        example = overconfident_example(generator, k=2, scale=5.0)
+        _, labels = example.fit_args
+        three_classes = (torch.randn(len(labels), 3, generator=generator), labels)
+        return dataclasses.replace(example, invalid_fit_args=(*example.invalid_fit_args, three_classes))

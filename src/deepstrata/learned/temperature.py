@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from deepstrata.errors import UserError
-from deepstrata.learned.base import Example, check_same_length, check_tensor
-from deepstrata.learned.calibrator import Calibrator, affine_map, overconfident_example
+from deepstrata.learned.base import Example
+from deepstrata.learned.calibrator import Calibrator, affine_map, check_logits_labels, overconfident_example
 from deepstrata.registry import register_learned
 
 _INV_PHI = (math.sqrt(5.0) - 1.0) / 2.0  # 1 / golden ratio
@@ -64,18 +64,8 @@ class TemperatureScaler(Calibrator):
             )
         if not self.tol > 0:
             raise UserError(f"{type(self).__name__} needs tol > 0, got tol={self.tol}")
-        z = check_tensor(logits, where=where, name="logits", shape="(N, K)", ndim=2, dtype="float")
-        y = check_tensor(labels, where=where, name="labels", shape="(N,)", ndim=1, dtype="int")
-        check_same_length(where, ("logits", "labels"), z, y)
+        z, y = check_logits_labels(where, logits, labels)
         num_classes = z.shape[1]
-        if num_classes < 2:
-            raise UserError(f"{where} expected logits of shape (N, K) with K >= 2 classes, got shape {tuple(z.shape)}")
-        low, high = int(y.min()), int(y.max())
-        if low < 0 or high >= num_classes:
-            raise UserError(
-                f"{where} expected labels in [0, K) = [0, {num_classes}) for logits of shape {tuple(z.shape)}, "
-                f"got values from {low} to {high}"
-            )
 
         # float64 on the CPU: the search compares NLLs that differ in the 8th digit near the optimum.
         z64 = z.detach().to("cpu", torch.float64)
@@ -93,14 +83,7 @@ class TemperatureScaler(Calibrator):
 
     def transform(self, logits: torch.Tensor) -> torch.Tensor:
         """Calibrated logits: `logits / T`, shape (N, K) as given (differentiable, same dtype)."""
-        self.check_is_fitted()
-        where = f"{type(self).__name__}.transform"
-        z = check_tensor(logits, where=where, name="logits", shape=f"(N, {self.num_classes_})", ndim=2, dtype="float")
-        if z.shape[1] != self.num_classes_:
-            raise UserError(
-                f"{where} expected logits of shape (N, {self.num_classes_}) (fitted on {self.num_classes_} classes), "
-                f"got shape {tuple(z.shape)}"
-            )
+        z = self.checked_logits(logits, where=f"{type(self).__name__}.transform")
         return z / self.temperature_
 
     def predict_proba(self, logits: torch.Tensor) -> torch.Tensor:
