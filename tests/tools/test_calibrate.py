@@ -12,6 +12,7 @@ from torchmetrics.functional.classification import multiclass_calibration_error
 from deepstrata import api
 from deepstrata.cli.main import main
 from deepstrata.errors import UserError
+from deepstrata.learned.temperature import TemperatureScaler
 from deepstrata.metrics.calibration import expected_calibration_error
 from deepstrata.run.run import Run
 from deepstrata.tools.base import apply_tool
@@ -95,6 +96,10 @@ def test_calibration_analysis_compares_every_method_and_cli_json(trained: Path, 
     assert metrics["test/temperature/accuracy"] == metrics["test/uncalibrated/accuracy"]
     saved = Run.open(trained).latest_tool_result("calibration")
     assert saved is not None and "reliability_uncalibrated.png" in saved["figures"]
+    # the fitted recalibrators are saved with the result; the temperature reloads as fitted
+    temperature = Run.open(trained).learned("calibration", "temperature_scaling")
+    z, y = split_logits(Run.open(trained), "val")
+    assert isinstance(temperature, TemperatureScaler) and temperature.temperature_ == pytest.approx(TemperatureScaler().fit(z, y).temperature_, rel=1e-9)
     assert main(["calibrate", str(trained), "--method", "temperature", "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"test/ece_before", "test/ece", "test/nll_before", "test/nll"} <= set(out["metrics"])

@@ -33,14 +33,19 @@ from deepstrata.run.run import RESULT, TOOLS_DIR, Run
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
+    from deepstrata.learned.base import Learned
+
 TOOLS = REGISTRIES["tool"]
 KINDS = ("analysis", "transformation")
+LEARNED_DIR = "learned"  # an analysis's fitted objects, inside its result folder
 
 
 @dataclass
 class Analysis:
     """What an analysis found: `metrics` (flat numbers), `tables` (name -> rows of plain values),
-    `figures` (file stem -> matplotlib Figure or PNG bytes) and a one-paragraph `summary`.
+    `figures` (file stem -> matplotlib Figure or PNG bytes), a one-paragraph `summary`, and the
+    `learned` objects it fitted (OOD scorers, calibrators), saved as safetensors + JSON under
+    `learned/` so that `learned.base.load_learned` rebuilds each one without refitting.
 
     The first table is the main one: the CLI prints it and report sections show it first.
     """
@@ -49,6 +54,7 @@ class Analysis:
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
+    learned: list[Learned] = field(default_factory=list)
 
 
 @dataclass
@@ -213,6 +219,12 @@ def write_analysis(run: Run, name: str, args: Mapping[str, Any], analysis: Analy
         png = _png_bytes(figure)
         atomic_write(folder / filename, lambda p, data=png: p.write_bytes(data))
         figure_files.append(filename)
+    learned_files = []
+    for obj in analysis.learned:
+        written = obj.save(folder / LEARNED_DIR)
+        if written.name in learned_files:
+            raise TypeError(f"tool '{name}' returned two learned objects registered as '{written.stem}'; return one of each")
+        learned_files.append(written.name)
     result = {
         "tool": name,
         "kind": "analysis",
@@ -221,6 +233,7 @@ def write_analysis(run: Run, name: str, args: Mapping[str, Any], analysis: Analy
         "tables": _plain(analysis.tables),
         "summary": analysis.summary,
         "figures": figure_files,
+        "learned": [f"{LEARNED_DIR}/{f}" for f in learned_files],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "deepstrata_version": __version__,
     }

@@ -41,7 +41,7 @@ def calibration(run: Run, *, n_bins: int = 15) -> Analysis:
     val_z, val_y = split_logits(run, "val", model=model)
     test_z, test_y = split_logits(run, "test", model=model)
     outputs = {"uncalibrated": (val_z, test_z)}
-    skipped = []
+    skipped, fitted = [], []
     for method in sorted(calibrators(), key=lambda m: (m != "temperature", m)):
         calibrator = make_calibrator(method, "calibration")
         try:
@@ -51,6 +51,7 @@ def calibration(run: Run, *, n_bins: int = 15) -> Analysis:
             continue
         phase(f"calibration: {method}")
         mapping = calibrator.calibration_map()
+        fitted.append(calibrator)
         outputs[method] = (mapping(val_z).detach(), mapping(test_z).detach())
     rows, metrics = [], {}
     for method, (vz, tz) in outputs.items():
@@ -74,7 +75,8 @@ def calibration(run: Run, *, n_bins: int = 15) -> Analysis:
     )
     if skipped:
         summary += " Not applicable: " + "; ".join(skipped) + "."
-    return Analysis(metrics=metrics, tables={"calibration": rows}, figures=figures, summary=summary)
+    # every fitted recalibrator is saved with the result: run.learned("calibration", "<registered name>")
+    return Analysis(metrics=metrics, tables={"calibration": rows}, figures=figures, summary=summary, learned=fitted)
 
 
 def _cross_validated_nll(method: str, logits: torch.Tensor, labels: torch.Tensor) -> float:

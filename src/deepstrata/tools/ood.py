@@ -70,10 +70,12 @@ def ood(
     metrics: dict[str, float] = {}
     rows: list[dict[str, Any]] = []
     curves: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    fitted: list[OODScorer] = []
     for cls in chosen:
         name = cls.score_name
         phase(f"ood: {name}: fitting on {len(x_train)} training inputs, scoring {len(x_in)} + {len(x_out)}")
         scorer = cls().fit(model, x_train, y_train)
+        fitted.append(scorer)
         s_in, s_out = scorer.score(model, x_in), scorer.score(model, x_out)
         found = ood_metrics(s_in, s_out)
         metrics.update({f"ood/{name}/{key}": value for key, value in found.items()})
@@ -96,7 +98,9 @@ def ood(
         + (f" Skipped: {'; '.join(skipped)}." if skipped else "")
     )
     figures = {"histograms": _histograms(curves), "roc": _roc_figure(curves)}
-    return Analysis(metrics=metrics, tables={"scores": rows}, figures=figures, summary=summary)
+    # the fitted scorers are saved with the result, for scoring new inputs without refitting:
+    # run.learned("ood", "ood_energy").score(model, x)
+    return Analysis(metrics=metrics, tables={"scores": rows}, figures=figures, summary=summary, learned=fitted)
 
 
 # --------------------------------------------------------------------------------------
