@@ -54,8 +54,8 @@ def attack_run(
 
     attack: a registered attack. eps: the radii (L-infinity or L2 by --norm) in raw [0, 1] units.
     steps, restarts: PGD's iterations and random restarts. best_iterate: an example counts as
-    broken as soon as any PGD iterate fools the model (the default; `false`: only the last
-    iterate counts, as in Madry et al.'s evaluation). loss: what a gradient attack maximises,
+    broken as soon as any PGD iterate fools the model (the default; --no-best-iterate: only the
+    last iterate counts, as in Madry et al.'s evaluation). loss: what a gradient attack maximises,
     the margin max_{j != y} z_j - z_y (Carlini & Wagner 2017; the default: it does not saturate on
     confident or label-smoothed models) or cross-entropy. queries: the Square attack's budget
     per example. limit: examples of `split` attacked (the first ones). seed: the random starts.

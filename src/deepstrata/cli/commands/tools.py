@@ -29,7 +29,7 @@ class ToolCommand(TyperCommand):
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         hints = _tool_hints(self.tool_name)
-        lines = [f"--{p.name.replace('_', '-')} VALUE  {_option_help(p, hints)}" for p in _parameters(self.tool_name)]
+        lines = [f"{_option_form(p, hints)}  {_option_help(p, hints)}" for p in _parameters(self.tool_name)]
         doc = inspect.getdoc(_tool_object(self.tool_name)) or ""
         details = doc.split("\n\n", 1)[1] if "\n\n" in doc else ""
         text = "\n\n".join(["Tool options (after RUN_DIR):", *lines, *([details] if details else [])])
@@ -178,6 +178,14 @@ def _tool_hints(name: str) -> dict[str, Any]:
     from deepstrata.tools.base import tool_function
 
     return _hints(tool_function(name))
+
+
+def _option_form(p: inspect.Parameter, hints: dict[str, Any]) -> str:
+    """`--name VALUE`, or `--flag / --no-flag` for a bool (as parse_options reads them)."""
+    option = p.name.replace("_", "-")
+    if hints.get(p.name, p.annotation) in (bool, "bool"):
+        return f"--{option} / --no-{option}"
+    return f"--{option} VALUE"
 
 
 def _option_help(p: inspect.Parameter, hints: dict[str, Any]) -> str:
