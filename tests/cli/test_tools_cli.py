@@ -38,6 +38,8 @@ def test_every_tool_is_a_command_and_its_help_lists_its_options(capsys: pytest.C
     assert main(["profile", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--batch-sizes" in out and "list[int]" in out and "--repeats" in out
+    assert main(["attack", "--help"]) == 0
+    assert "--best-iterate / --no-best-iterate" in capsys.readouterr().out  # a bool: the two forms it reads
 
 
 def test_not_a_run_directory_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
