@@ -64,7 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reuse", nargs="*", default=[], help="recipe=RUN_DIR pairs of finished runs to use instead of training")
     args = parser.parse_args()
-    runs = dict(item.split("=", 1) for item in args.reuse)
+    runs = dict(item.rsplit("=", 1) for item in args.reuse)  # a key may hold "=" (+model.dropout=0.2), a run dir does not
     for key in RUNS:
         if key not in runs:
             runs[key] = train(key)
