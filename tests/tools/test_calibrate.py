@@ -15,7 +15,7 @@ from deepstrata.errors import UserError
 from deepstrata.learned.temperature import TemperatureScaler
 from deepstrata.metrics.calibration import expected_calibration_error
 from deepstrata.run.run import Run
-from deepstrata.tools.base import apply_tool
+from deepstrata.tools.base import apply_tool, saved_learned
 from deepstrata.tools.predictions import split_logits
 from tests.conftest import requires_shared_data
 
@@ -97,7 +97,7 @@ def test_calibration_analysis_compares_every_method_and_cli_json(trained: Path, 
     saved = Run.open(trained).latest_tool_result("calibration")
     assert saved is not None and "reliability_uncalibrated.png" in saved["figures"]
     # the fitted recalibrators are saved with the result; the temperature reloads as fitted
-    temperature = Run.open(trained).learned("calibration", "temperature_scaling")
+    temperature = saved_learned(trained, "calibration", "temperature_scaling")
     z, y = split_logits(Run.open(trained), "val")
     assert isinstance(temperature, TemperatureScaler) and temperature.temperature_ == pytest.approx(TemperatureScaler().fit(z, y).temperature_, rel=1e-9)
     assert main(["calibrate", str(trained), "--method", "temperature", "--json"]) == 0

@@ -17,6 +17,7 @@ from deepstrata.cli.main import main
 from deepstrata.data.ood_sets import fit_shape, load_out_set, to_model_space, to_raw
 from deepstrata.errors import UserError
 from deepstrata.run.run import Run
+from deepstrata.tools.base import saved_learned
 from deepstrata.tools.predictions import input_tensor
 from tests.conftest import TINY_RECIPE, requires_shared_data
 
@@ -114,12 +115,12 @@ def test_every_score_on_gaussian_noise(digits_run: Path) -> None:
     # every fitted scorer is saved with the result and rebuilds without refitting, scoring as it did
     assert sorted(saved["learned"]) == sorted(f"learned/ood_{n}.json" for n in names)
     run = Run.open(digits_run)
-    scorer = run.learned("ood", "ood_mahalanobis")
+    scorer = saved_learned(run, "ood", "ood_mahalanobis")
     model, x = run.model(), torch.stack([run.split("test")[i][0] for i in range(8)]).float()
     refit = type(scorer)().fit(model, *input_tensor(run, "train", tool="test"))  # fit_limit 0: every training input
     torch.testing.assert_close(scorer.score(model, x), refit.score(model, x))
     with pytest.raises(UserError, match="saved no learned object 'nope'"):
-        run.learned("ood", "nope")
+        saved_learned(run, "ood", "nope")
 
 
 @pytest.mark.e2e

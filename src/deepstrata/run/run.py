@@ -325,22 +325,6 @@ class Run:
         results = self.tool_results(tool)
         return results[-1] if results else None
 
-    def learned(self, tool: str, name: str) -> Any:
-        """The learned object `name` that the latest `tool` analysis fitted and saved, rebuilt (no refit).
-
-        E.g. `run.learned("ood", "ood_mahalanobis")` or `run.learned("calibration", "temperature_scaling")`.
-        """
-        from deepstrata.learned.base import load_learned
-
-        result = self.latest_tool_result(tool)
-        if result is None:
-            raise UserError(f"'{self.path}' has no '{tool}' result; run `strata {tool.replace('_', '-')} {self.path}` first")
-        saved = {Path(f).stem: Path(result["dir"]) / f for f in result.get("learned", [])}
-        if name not in saved:
-            choices = ", ".join(sorted(saved)) or "none"
-            raise UserError(f"the latest '{tool}' result of '{self.path}' saved no learned object '{name}' (saved: {choices})")
-        return load_learned(saved[name])
-
     # ------------------------------------------------------------------ lineage
     @property
     def derived_from(self) -> dict[str, Any] | None:

@@ -45,7 +45,7 @@ class Analysis:
     """What an analysis found: `metrics` (flat numbers), `tables` (name -> rows of plain values),
     `figures` (file stem -> matplotlib Figure or PNG bytes), a one-paragraph `summary`, and the
     `learned` objects it fitted (OOD scorers, calibrators), saved as safetensors + JSON under
-    `learned/` so that `learned.base.load_learned` rebuilds each one without refitting.
+    `learned/` so that `saved_learned(run, tool, name)` rebuilds each one without refitting.
 
     The first table is the main one: the CLI prints it and report sections show it first.
     """
@@ -239,6 +239,25 @@ def write_analysis(run: Run, name: str, args: Mapping[str, Any], analysis: Analy
     }
     atomic_write_text(folder / RESULT, json.dumps(result, indent=2) + "\n")
     return folder
+
+
+def saved_learned(run: Run | str | Path, tool: str, name: str) -> Learned:
+    """The learned object `name` that the latest `tool` analysis of `run` fitted and saved, rebuilt (no refit).
+
+    E.g. `saved_learned(run, "ood", "ood_mahalanobis")` or `saved_learned(run, "calibration", "temperature_scaling")`.
+    """
+    from deepstrata.errors import UserError
+    from deepstrata.learned.base import load_learned
+
+    run = run if isinstance(run, Run) else Run.open(run)
+    result = run.latest_tool_result(tool)
+    if result is None:
+        raise UserError(f"'{run.path}' has no '{tool}' result; run `strata {tool.replace('_', '-')} {run.path}` first")
+    saved = {Path(f).stem: Path(result["dir"]) / f for f in result.get("learned", [])}
+    if name not in saved:
+        choices = ", ".join(sorted(saved)) or "none"
+        raise UserError(f"the latest '{tool}' result of '{run.path}' saved no learned object '{name}' (saved: {choices})")
+    return load_learned(saved[name])
 
 
 # Files of a trained run that describe its training or its model's outputs, not what the model

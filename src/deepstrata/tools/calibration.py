@@ -75,7 +75,7 @@ def calibration(run: Run, *, n_bins: int = 15) -> Analysis:
     )
     if skipped:
         summary += " Not applicable: " + "; ".join(skipped) + "."
-    # every fitted recalibrator is saved with the result: run.learned("calibration", "<registered name>")
+    # every fitted recalibrator is saved with the result: tools.base.saved_learned(run, "calibration", "<registered name>")
     return Analysis(metrics=metrics, tables={"calibration": rows}, figures=figures, summary=summary, learned=fitted)
 
 

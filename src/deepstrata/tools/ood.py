@@ -99,7 +99,7 @@ def ood(
     )
     figures = {"histograms": _histograms(curves), "roc": _roc_figure(curves)}
     # the fitted scorers are saved with the result, for scoring new inputs without refitting:
-    # run.learned("ood", "ood_energy").score(model, x)
+    # saved_learned(run, "ood", "ood_energy").score(model, x)
     return Analysis(metrics=metrics, tables={"scores": rows}, figures=figures, summary=summary, learned=fitted)
 
 
