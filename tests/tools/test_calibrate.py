@@ -146,3 +146,15 @@ def test_every_tool_walks_a_split_one_way(trained: Path) -> None:
         torch.testing.assert_close(run.model().eval()(x), z)
     full_z, full_y = split_logits(run, "test")
     assert torch.equal(full_y[:45], y) and len(full_y) == len(run.split("test"))
+
+
+def test_an_empty_split_is_one_user_error_that_says_what_to_do() -> None:
+    from types import SimpleNamespace
+
+    from deepstrata.tools.predictions import input_tensor, labelled_batches
+
+    empty = SimpleNamespace(path="runs/x/1", task=lambda: None, loader=lambda split: [])
+    with pytest.raises(UserError, match=r"the val split of 'runs/x/1' is empty; choose another split with --split"):
+        list(labelled_batches(empty, "val"))  # type: ignore[arg-type]
+    with pytest.raises(UserError, match="the data of 'runs/x/1' is empty"):
+        input_tensor(empty, loader=[], tool="attack")  # type: ignore[arg-type]

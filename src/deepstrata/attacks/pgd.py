@@ -95,9 +95,8 @@ def pgd(
         if best is None:
             best, best_loss, best_fooled = x_adv, losses, is_fooled
         else:
-            kept = keep_better(best[active], best_loss[active], best_fooled[active], x_adv, losses, is_fooled)
-            best, best_loss, best_fooled = best.clone(), best_loss.clone(), best_fooled.clone()
-            best[active], best_loss[active], best_fooled[active] = kept
+            # the kept tensors are this function's own (the first restart's output): updated in place
+            best[active], best_loss[active], best_fooled[active] = keep_better(best[active], best_loss[active], best_fooled[active], x_adv, losses, is_fooled)
         if bool(best_fooled.all()):
             break
     return best.detach()

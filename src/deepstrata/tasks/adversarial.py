@@ -38,7 +38,7 @@ from deepstrata.attacks.base import input_box
 from deepstrata.errors import UserError
 from deepstrata.registry import register_task, registry
 from deepstrata.tasks.base import StepOutput
-from deepstrata.tasks.classification import ClassificationTask
+from deepstrata.tasks.classification import ClassificationTask, hard_labels
 
 Defence = Literal["pgd", "trades"]
 
@@ -52,7 +52,7 @@ def madry_step(task: AdversarialClassificationTask, x: torch.Tensor, y: torch.Te
     """PGD adversarial training (Madry et al. 2018): the loss at the attack's point of the ball."""
     x_adv = task.craft(x, y)
     logits = task.model(x_adv)  # (N, K)
-    return StepOutput(loss=task.loss_fn(logits, y), batch_size=x.shape[0], preds=logits, target=_hard(y))
+    return StepOutput(loss=task.loss_fn(logits, y), batch_size=x.shape[0], preds=logits, target=hard_labels(y))
 
 
 def trades_step(task: AdversarialClassificationTask, x: torch.Tensor, y: torch.Tensor) -> StepOutput:
@@ -63,7 +63,7 @@ def trades_step(task: AdversarialClassificationTask, x: torch.Tensor, y: torch.T
     logits, logits_adv = task.model(x), task.model(x_adv)
     robust = F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits, dim=1), reduction="batchmean")
     loss = task.loss_fn(logits, y) + task.beta * robust
-    return StepOutput(loss=loss, batch_size=x.shape[0], preds=logits_adv, target=_hard(y))
+    return StepOutput(loss=loss, batch_size=x.shape[0], preds=logits_adv, target=hard_labels(y))
 
 
 # defence name -> its training step (the task's `defence` argument picks one)
@@ -134,10 +134,6 @@ class AdversarialClassificationTask(ClassificationTask):
         out = DEFENCES[self.defence](self, x, y)
         self.update_metrics("train", out)
         return out
-
-
-def _hard(y: torch.Tensor) -> torch.Tensor:
-    return y.argmax(dim=1) if y.dim() == 2 else y
 
 
 @register_task("adversarial_classification")

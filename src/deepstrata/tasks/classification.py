@@ -20,6 +20,11 @@ from deepstrata.registry import register_task
 from deepstrata.tasks.base import Quality, StepOutput, Task
 
 
+def hard_labels(y: torch.Tensor) -> torch.Tensor:
+    """Class indices (N,) long from indices (N,) or soft/one-hot targets (N, K) (their dominant class)."""
+    return (y.argmax(dim=1) if y.dim() == 2 else y).long()
+
+
 class ClassificationTask(Task):
     """Batches of (x, y) with y: (N,) class indices, or (N, K) soft targets (MixUp/CutMix)."""
 
@@ -32,8 +37,7 @@ class ClassificationTask(Task):
         x, y = batch
         logits = self.model(x)  # (N, K)
         loss = self.loss_fn(logits, y)
-        hard = y.argmax(dim=1) if y.dim() == 2 else y  # metrics compare with the dominant class
-        return StepOutput(loss=loss, batch_size=x.shape[0], preds=logits, target=hard)
+        return StepOutput(loss=loss, batch_size=x.shape[0], preds=logits, target=hard_labels(y))  # metrics compare with the dominant class
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> dict[str, Any]:
@@ -65,7 +69,7 @@ class ClassificationTask(Task):
             first_x = x if first_x is None else first_x
             p = self.predict(x)["probabilities"]
             yhat = p.argmax(dim=1)
-            hard = y.argmax(dim=1) if y.dim() == 2 else y
+            hard = hard_labels(y)
             ys.append(hard.numpy())
             preds.append(yhat.numpy())
             probs.append(p.numpy())

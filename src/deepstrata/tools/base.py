@@ -219,12 +219,10 @@ def write_analysis(run: Run, name: str, args: Mapping[str, Any], analysis: Analy
         png = _png_bytes(figure)
         atomic_write(folder / filename, lambda p, data=png: p.write_bytes(data))
         figure_files.append(filename)
-    learned_files = []
-    for obj in analysis.learned:
-        written = obj.save(folder / LEARNED_DIR)
-        if written.name in learned_files:
-            raise TypeError(f"tool '{name}' returned two learned objects registered as '{written.stem}'; return one of each")
-        learned_files.append(written.name)
+    names = [obj.registered_as() for obj in analysis.learned]
+    if len(set(names)) < len(names):
+        raise TypeError(f"tool '{name}' returned learned objects {names}: two share a registered name, so one file would overwrite the other; return one of each")
+    learned_files = [obj.save(folder / LEARNED_DIR).name for obj in analysis.learned]
     result = {
         "tool": name,
         "kind": "analysis",

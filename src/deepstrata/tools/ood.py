@@ -162,8 +162,6 @@ def _inputs(run: Run, dataset: Dataset | _Unlabelled, test_loader: DataLoader, l
 
     if 0 < limit < len(dataset):
         dataset = Subset(dataset, torch.randperm(len(dataset), generator=generator)[:limit].sort().values.tolist())
-    if len(dataset) == 0:
-        raise UserError(f"ood: an empty split of '{run.path}' (check data.val_fraction/test_fraction in its recipe)")
     loader = DataLoader(dataset, batch_size=test_loader.batch_size or 256, shuffle=False, collate_fn=test_loader.collate_fn)
     return input_tensor(run, loader=loader, tool="ood")
 

@@ -30,15 +30,15 @@ def require_classifier(run: Run, tool: str) -> None:
         raise UserError(f"{tool}: '{run.path}' is a {run.task_name} run; {tool} needs a classifier (a run whose task is classification)")
 
 
-def hard_labels(y: torch.Tensor) -> torch.Tensor:
-    """Class indices (N,) long from indices (N,) or soft/one-hot targets (N, K)."""
-    return (y.argmax(dim=1) if y.dim() == 2 else y).long()
-
-
 def labelled_batches(
     run: Run, split: str | None = None, *, loader: Iterable[Any] | None = None, limit: int | None = None
 ) -> Iterator[tuple[tuple[Any, ...], torch.Tensor]]:
-    """(model inputs, hard labels (n,)) per batch of `split`, or of `loader`; the first `limit` examples in all."""
+    """(model inputs, hard labels (n,)) per batch of `split`, or of `loader`; the first `limit` examples in all.
+
+    A UserError, once the walk is over, if it yielded nothing (an empty split).
+    """
+    from deepstrata.tasks.classification import hard_labels
+
     if (split is None) == (loader is None):
         raise TypeError("labelled_batches: pass a split or a loader, not both")
     task = run.task()
@@ -53,6 +53,9 @@ def labelled_batches(
             yield inputs, labels
         if limit is not None and seen >= limit:
             return
+    if seen == 0:
+        where = f"the {split} split" if split else "the data"
+        raise UserError(f"{where} of '{run.path}' is empty; choose another split with --split, or check data.val_fraction/test_fraction in its recipe")
 
 
 def input_tensor(
@@ -67,9 +70,6 @@ def input_tensor(
             raise UserError(f"{tool} works on models fed one tensor of values; '{run.path}' feeds its model {len(inputs)} input(s) of another kind")
         xs.append(inputs[0])
         ys.append(labels)
-    if not xs:
-        where = f"the {split} split" if split else "the data"
-        raise UserError(f"{tool}: {where} of '{run.path}' is empty; choose another split with --split or check data.val_fraction/test_fraction in its recipe")
     return torch.cat(xs), torch.cat(ys)
 
 
@@ -83,6 +83,4 @@ def split_logits(run: Run, split: str, *, model: nn.Module | None = None, limit:
         for inputs, y in labelled_batches(run, split, limit=limit):
             logits.append(net(*inputs).float())
             labels.append(y)
-    if not logits:
-        raise UserError(f"the {split} split of '{run.path}' is empty; choose another with --split or check data.val_fraction/test_fraction in its recipe")
     return torch.cat(logits), torch.cat(labels)

@@ -95,8 +95,6 @@ def uncertainty(
     for inputs, y in labelled_batches(run, split):
         batches.append(inputs)
         labels.append(y)
-    if not batches:
-        raise UserError(f"uncertainty: the {split} split of '{run.path}' is empty; choose another with --split")
     ctx = _Context(run, model, task, batches, torch.cat(labels), mc_samples, others, seed)
 
     chosen = list(dict.fromkeys(methods)) or [m for m, method in METHODS.items() if method.why_not(ctx) is None]
@@ -189,7 +187,7 @@ def _laplace(ctx: _Context) -> tuple[torch.Tensor, None]:
     why = _laplace_why_not(ctx)
     if why is not None:
         raise UserError(f"uncertainty --methods laplace: {why}; a last-layer Laplace needs a Backbone whose head is one nn.Linear")
-    model, task = ctx.model, ctx.task
+    model = ctx.model
     head = model.head
 
     def features(inputs: tuple[Any, ...]) -> torch.Tensor:
@@ -198,14 +196,13 @@ def _laplace(ctx: _Context) -> tuple[torch.Tensor, None]:
     train = ctx.run.split("train")  # the training rows without augmentation, in order
     feats, ys = [], []
     with torch.no_grad():
-        for batch in DataLoader(train, batch_size=ctx.run.recipe.data.eval_batch_size, shuffle=False):
-            inputs = task.model_inputs(batch)
+        for inputs, y in labelled_batches(ctx.run, loader=DataLoader(train, batch_size=ctx.run.recipe.data.eval_batch_size, shuffle=False)):
             phi = features(inputs)
             if not feats and not torch.allclose(head(phi), model(*inputs), rtol=1e-4, atol=1e-4):
                 # The posterior is over the map features -> head; if that is not the model's output, it describes another model.
                 raise UserError(f"uncertainty --methods laplace: {type(model).__name__}.head(pre-logit features) is not the model's output; its head is not the last layer")
             feats.append(phi)
-            ys.append(batch[1].argmax(1) if batch[1].dim() == 2 else batch[1])
+            ys.append(y)
         la = LastLayerLaplace().fit(torch.cat(feats), torch.cat(ys), head.weight, head.bias)
         probs = torch.cat([la.predict_proba(features(inputs)) for inputs in ctx.batches])
     ctx.notes["laplace"] = f"prior precision {la.prior_precision_:.4g} by marginal likelihood on {len(train)} training inputs, probit predictive"
