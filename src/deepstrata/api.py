@@ -10,6 +10,7 @@ Idea: the CLI is a thin layer over a few functions: `train` (a recipe file, dict
 from __future__ import annotations
 
 import contextlib
+import sys
 import json
 import shutil
 import time
@@ -78,6 +79,7 @@ def train(
     from deepstrata.training.precision import build_precision
     from deepstrata.training.strategy import build_strategy, local_device
     from deepstrata.training.test_weights import select_test_weights
+    from deepstrata.training.threads import use_threads
     from deepstrata.training.trainer import Trainer, resolve_device
 
     checkpoint, resumes = None, []
@@ -91,10 +93,13 @@ def train(
         recipe = load_recipe(recipe, overrides)
     started = time.time()
     t = recipe.trainer
-    with torch_threads(t.num_threads), deterministic(t.deterministic):
+    with torch_threads(None), deterministic(t.deterministic):  # the caller's thread count comes back afterwards
         device = local_device(resolve_device(t.device))
         strategy = build_strategy(t.strategy, device)  # joins the process group under torchrun
         exp = build_experiment(recipe)  # data errors surface here, before the run dir exists
+        threads = use_threads(t.num_threads, exp, device=device, previous=checkpoint.get("threads") if checkpoint else None)
+        if strategy.is_rank_zero and t.progress != "off":
+            print(threads.describe(), file=sys.stderr, flush=True)
         strategy.prepare_model(exp.model)
         optimizer = exp.build_optimizer()
         scheduler = exp.build_scheduler(optimizer)
@@ -135,7 +140,7 @@ def train(
             if strategy.is_rank_zero:
                 at = {"epoch": stop.epoch, "step": stop.step, "signal": stop.signum}
                 write_run_info(run_dir, exp, device, wall_time_s=time.time() - started, fit_time_s=trainer.state.wall_time_s,
-                               status="interrupted", interrupted_at=at, resumes=resumes)
+                               status="interrupted", interrupted_at=at, resumes=resumes, threads=threads.as_dict())
             raise stop.in_run(run_dir) from None
         # trainer.test_weights: the best validated epoch's weights (best.safetensors) or the last ones.
         epochs = strategy.broadcast(Run(run_dir).history if strategy.is_rank_zero else None)
@@ -154,7 +159,7 @@ def train(
             atomic_write_text(run_dir / filename, text)
     write_run_info(
         run_dir, exp, device, wall_time_s=time.time() - started, fit_time_s=trainer.state.wall_time_s,
-        tested_weights=tested, **({"resumes": resumes} if resumes else {}),
+        tested_weights=tested, threads=threads.as_dict(), **({"resumes": resumes} if resumes else {}),
     )
     from deepstrata.report import build_report
 

@@ -16,7 +16,7 @@ import re
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -75,7 +75,9 @@ class TrainerSpec(BaseModel):
     max_epochs: int = Field(10, ge=1)
     max_steps: int | None = Field(None, ge=1)
     device: str = "auto"
-    num_threads: int | None = Field(None, ge=1)
+    # "auto" (training/threads.py): the free cores, fewer for a model too small to use them;
+    # an int: exactly that many; null: torch's own default (one per core).
+    num_threads: Annotated[int, Field(ge=1)] | Literal["auto"] | None = "auto"
     log_every_n_steps: int = Field(1, ge=1)
     monitor: str = "val/loss"
     monitor_mode: Literal["min", "max"] = "min"

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from deepstrata.config import TASK_INJECTED, ComponentSpec, Recipe, validate_component_kwargs
 from deepstrata.data.base import DataBundle, build_data
@@ -60,6 +60,18 @@ class Experiment:
             # data.augment: random transforms on the training split only, seeded from the recipe (issue 4)
             collate_fn=split_collate(spec.augment, split=split, seed=self.recipe.seed, data=self.data),
         )
+
+    def probe_batch(self) -> Any:
+        """The first training batch, collated as for validation (no augmentation), read without any RNG.
+
+        For measuring a step before training (training/threads.py); None without a training split.
+        """
+        dataset = self.data.train
+        if dataset is None or len(dataset) == 0:
+            return None
+        spec = self.recipe.data
+        collate = split_collate(spec.augment, split="val", seed=self.recipe.seed, data=self.data) or default_collate
+        return collate([dataset[i] for i in range(min(spec.batch_size, len(dataset)))])
 
     def build_optimizer(self) -> torch.optim.Optimizer:
         spec = self.recipe.optimizer

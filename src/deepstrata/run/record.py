@@ -11,6 +11,7 @@ arguments, task, input spec, class names: enough to rebuild and use the model) a
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -33,8 +34,8 @@ def model_spec(exp: Any) -> dict[str, Any]:
     }
 
 
-def environment(device: Any) -> dict[str, Any]:
-    """Versions and machine facts that can change a run's numbers."""
+def environment(device: Any, threads: int | None = None) -> dict[str, Any]:
+    """Versions and machine facts that can change a run's numbers; threads: the count the run used (default: torch's now)."""
     import numpy as np
     import torch
 
@@ -47,7 +48,8 @@ def environment(device: Any) -> dict[str, Any]:
         "numpy": np.__version__,
         "platform": platform.platform(),
         "device": str(device),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": threads or torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),  # as the process started (cli/main.py sets PASSIVE)
     }
 
 
@@ -62,7 +64,7 @@ def write_run_info(run_dir: Path, exp: Any, device: Any, *, wall_time_s: float, 
         "parameters": sum(p.numel() for p in exp.model.parameters()),
         "wall_time_s": round(wall_time_s, 3),
         "fit_time_s": round(fit_time_s, 3),
-        "environment": environment(device),
+        "environment": environment(device, threads=extra.get("threads", {}).get("threads")),
         **extra,
     }
     write_info(run_dir, info)

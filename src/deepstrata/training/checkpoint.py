@@ -77,6 +77,7 @@ def capture(trainer: Any) -> dict[str, Any]:
         "trainer": trainer.state.state_dict(),
         "callbacks": {key: cb.state_dict() for key, cb in zip(callback_keys(trainer.callbacks), trainer.callbacks)},
         "rng": rng_state(),
+        "threads": torch.get_num_threads(),  # a resumed `auto` run keeps the count, and so its arithmetic (training/threads.py)
     }
 
 

@@ -3,7 +3,8 @@
 Problem: both are process-wide torch flags; a library call that sets them and leaves them set
 changes every later computation in the caller's process (hidden global state).
 Idea: context managers that set the value for a block and restore the previous one, used by
-`train`, `evaluate` and every tool through `Run.environment()`.
+`train`, `evaluate` and every tool through `Run.environment()`. `trainer.num_threads: auto` is
+resolved by training/threads.py.
 """
 
 from __future__ import annotations
@@ -15,10 +16,18 @@ import torch
 
 
 @contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Use n intra-op threads inside the block (None: leave as is), then restore the previous number."""
+def torch_threads(n: int | str | None) -> Iterator[None]:
+    """Use n intra-op threads inside the block, then restore the previous number.
+
+    None leaves the count as it is; "auto" takes the free cores (training/threads.py; with no
+    model step to time, as for evaluation and tools).
+    """
     previous = torch.get_num_threads()
-    if n:
+    if n == "auto":
+        from deepstrata.training.threads import use_threads
+
+        use_threads(n)
+    elif n:
         torch.set_num_threads(n)
     try:
         yield
