@@ -11,6 +11,7 @@ from deepstrata.metrics.calibration import (
     brier_score,
     calibration_report,
     classwise_calibration_error,
+    ece_floor,
     expected_calibration_error,
     maximum_calibration_error,
     negative_log_likelihood,
@@ -86,6 +87,30 @@ def test_a_perfectly_calibrated_predictor_has_small_ece() -> None:
     probs = torch.softmax(2 * torch.randn(20000, 3, generator=g), 1)
     labels = torch.multinomial(probs, 1, generator=g).squeeze(1)
     assert expected_calibration_error(probs, labels) < 0.015
+
+
+def test_ece_floor_is_the_mean_ece_of_labels_drawn_from_the_confidences() -> None:
+    """The floor by its definition: correctness drawn as Bernoulli(confidence), ECE averaged over draws."""
+    probs, _ = _predictions(4, n=800)
+    conf, pred = probs.max(1)
+    g = torch.Generator().manual_seed(0)
+    hits = torch.bernoulli(conf.double().expand(50, -1), generator=g)
+    by_hand = []
+    for row in hits:  # a label equal to the prediction where the draw says "correct", another class where not
+        labels = torch.where(row.bool(), pred, (pred + 1) % probs.shape[1])
+        by_hand.append(expected_calibration_error(probs, labels))
+    assert ece_floor(probs, draws=50, seed=0) == pytest.approx(sum(by_hand) / len(by_hand), abs=1e-12)
+
+
+def test_ece_floor_shrinks_as_one_over_root_n_and_a_calibrated_model_sits_on_it() -> None:
+    g = torch.Generator().manual_seed(5)
+    probs = torch.softmax(3 * torch.randn(40000, 10, generator=g), 1)
+    small, large = ece_floor(probs[:1000]), ece_floor(probs)
+    assert large < small / 4  # 40x the samples: about sqrt(40) = 6.3x smaller
+    labels = torch.multinomial(probs, 1, generator=g).squeeze(1)  # calibrated by construction
+    assert expected_calibration_error(probs, labels) < 2 * large
+    overconfident = torch.softmax(3 * torch.log(probs), 1)  # the same predictions, sharpened (T = 1/3)
+    assert expected_calibration_error(overconfident, labels) > 5 * ece_floor(overconfident)
 
 
 @pytest.mark.parametrize(

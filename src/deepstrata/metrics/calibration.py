@@ -124,6 +124,28 @@ def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, *, n_b
     return float((bins.gaps * bins.count).sum() / len(conf))
 
 
+def ece_floor(probs: torch.Tensor, *, n_bins: int = 15, binning: Binning = "width", draws: int = 200, seed: int = 0) -> float:
+    """The ECE a perfectly calibrated model with these confidences would show on this many samples.
+
+    ECE is a biased estimator: with N samples, a bin's accuracy differs from its confidence by
+    chance, so even a calibrated model scores above 0, by about sqrt(c(1 - c) / n) per bin.
+    Consistency resampling (Broecker & Smith 2007, "Increasing the reliability of reliability
+    diagrams") measures that floor: draw each prediction's correctness as Bernoulli(its
+    confidence), which is calibrated by construction, and average the ECE over `draws` draws.
+    An ECE near its floor cannot be told from perfect calibration on this test set, and a
+    before/after ratio is bounded by ECE_before / floor.
+    """
+    p = probs.detach().to("cpu", torch.float64)
+    if p.ndim != 2 or len(p) == 0:
+        raise UserError(f"ece_floor: probabilities must have shape (N, K) with N > 0, got {tuple(p.shape)}")
+    conf = p.max(dim=1).values
+    index, edges = _bin_index(conf, n_bins, binning)
+    g = torch.Generator().manual_seed(seed)
+    hits = torch.bernoulli(conf.expand(draws, -1), generator=g)  # (draws, N), calibrated by construction
+    gap = torch.zeros(draws, len(edges) - 1, dtype=torch.float64).index_add_(1, index, hits - conf)
+    return float((gap.abs().sum(dim=1) / len(conf)).mean())
+
+
 def maximum_calibration_error(probs: torch.Tensor, labels: torch.Tensor, *, n_bins: int = 15, binning: Binning = "width") -> float:
     """MCE: the largest |accuracy - confidence| over the non-empty bins."""
     conf, correct = top_label(probs, labels, where="maximum_calibration_error")

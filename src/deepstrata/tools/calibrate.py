@@ -7,7 +7,9 @@ run's validation logits, wrap the model and the fitted map into one `calibrated`
 (models/calibrated.py) and write it as a derived run: `strata evaluate`, `predict`, the report
 and later exports of that run all use calibrated probabilities with no further step. The
 metrics say what changed on the test split: `test/ece_before` and `test/ece`, NLL, Brier and
-accuracy before and after (ECE: 15 equal-width bins, as torchmetrics and Guo et al.).
+accuracy before and after (ECE: 15 equal-width bins, as torchmetrics and Guo et al.), and
+`test/ece_floor`, the ECE a perfectly calibrated model with the calibrated confidences would
+show on this test set (an after-ECE at its floor is as good as this test set can tell).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def calibrate(run: Run, *, method: str = "temperature", n_bins: int = 15) -> Der
     method: temperature | vector | histogram | isotonic | platt (binary only).
     n_bins: equal-width bins of the ECE in the reported metrics.
     """
+    from deepstrata.metrics.calibration import ece_floor
     from deepstrata.models.calibrated import Calibrated
 
     require_classifier(run, "calibrate")
@@ -81,6 +84,9 @@ def calibrate(run: Run, *, method: str = "temperature", n_bins: int = 15) -> Der
         for key in before:
             metrics[f"{split}/{key}_before"] = before[key]
             metrics[f"{split}/{key}"] = after[key]
+    # What a perfectly calibrated model with the calibrated confidences would score on this test
+    # set: the ECE ratio cannot exceed ece_before / ece_floor (metrics/calibration.py).
+    metrics["test/ece_floor"] = ece_floor(after_z.detach().double().softmax(dim=1), n_bins=n_bins)
     fitted = {k: v for k, v in calibrator.fitted_attributes().items() if isinstance(v, (int, float))}
     metrics.update({f"calibration/{k.rstrip('_')}": float(v) for k, v in fitted.items()})
     spec_updates: dict[str, Any] = {
