@@ -11,6 +11,12 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("DEEPSTRATA_DATA", REPO.parent / "shared" / "data"))
 
 
+# One OpenMP thread per test process, also in the processes tests start (`strata` subprocesses,
+# torchrun ranks): `trainer.num_threads: auto` obeys OMP_NUM_THREADS, so two xdist workers on
+# two cores never pick two threads each; and waiting threads sleep rather than spin.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 if SHARED_DATA.is_dir():
     # The MNIST-family loaders read $DEEPSTRATA_DATA/<name>/ when a recipe gives no data.root.
     os.environ.setdefault("DEEPSTRATA_DATA", str(SHARED_DATA))
