@@ -29,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit  # noqa: E402
@@ -88,13 +89,19 @@ WAITS = [  # (label, thread count, environment): digits_cnn, why the policy is p
 ]
 
 
+def quiet_then_busy(recipe: str, sets: list[str], **options: Any) -> tuple[tuple[float, dict], tuple[float, dict]]:
+    """One `train` on the quiet machine, then the same beside a busy core: ((wall, run.json), (wall, run.json))."""
+    quiet = train(recipe, sets, **options)
+    with busy_core():
+        busy = train(recipe, sets, **options)
+    return quiet, busy
+
+
 def wait_policies(data: dict) -> str:
     """The table of fit times by wait setting, quiet and beside a busy core."""
     rows = []
     for label, threads, wait in WAITS:
-        _, quiet = train(CASES[0][1], [], old=True, threads=threads, wait=wait)
-        with busy_core():
-            _, busy = train(CASES[0][1], [], old=True, threads=threads, wait=wait)
+        (_, quiet), (_, busy) = quiet_then_busy(CASES[0][1], [], old=True, threads=threads, wait=wait)
         q, b = quiet["fit_time_s"], busy["fit_time_s"]
         data[f"wait / {label}"] = {"quiet_fit_s": q, "busy_fit_s": b}
         rows.append(f"| {label} | {q:.1f} | {b:.1f} | {b / q:.1f}x |")
@@ -113,15 +120,11 @@ def main() -> None:
         for name, old in configs:
             quiet, busy, chosen = [], [], {"quiet": [], "busy": []}
             for _ in range(REPEATS if not old else 1):
-                wall, info = train(recipe, sets, old=old)
-                th = info["threads"]
-                quiet.append(wall)
-                chosen["quiet"].append(th["threads"])
-                with busy_core():
-                    wall, info = train(recipe, sets, old=old)
-                th = info["threads"]
-                busy.append(wall)
-                chosen["busy"].append(th["threads"])
+                (quiet_wall, quiet_info), (busy_wall, busy_info) = quiet_then_busy(recipe, sets, old=old)
+                quiet.append(quiet_wall)
+                busy.append(busy_wall)
+                chosen["quiet"].append(quiet_info["threads"]["threads"])
+                chosen["busy"].append(busy_info["threads"]["threads"])
                 print(f"{label} {name}: quiet {quiet[-1]:.1f} s, busy {busy[-1]:.1f} s, threads {chosen['quiet'][-1]}/{chosen['busy'][-1]}", flush=True)
             q, b = statistics.median(quiet), statistics.median(busy)
             data[f"{label} / {name}"] = {"quiet_s": quiet, "busy_s": busy, "threads": chosen}
