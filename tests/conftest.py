@@ -17,6 +17,29 @@ SHARED_DATA = Path(os.environ.get("DEEPSTRATA_DATA", REPO.parent / "shared" / "d
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+
+
+def _art_config_once() -> None:
+    """Write ART's default ~/.art/config.json before any test worker imports ART.
+
+    ART creates it on first import with a check-then-create that races: two xdist workers
+    importing it at once on a fresh machine fail with NameError '_config'. The controller
+    process imports this file before it starts the workers; os.replace makes the file appear whole.
+    """
+    import json
+
+    folder = Path(os.path.expanduser("~")) / ".art"
+    config = folder / "config.json"
+    if config.exists() or not os.access(folder.parent, os.W_OK):
+        return
+    folder.mkdir(exist_ok=True)
+    partial = folder / f"config.json.{os.getpid()}"
+    partial.write_text(json.dumps({"ART_DATA_PATH": str(folder / "data")}, indent=4))
+    os.replace(partial, config)
+
+
+_art_config_once()
+
 if SHARED_DATA.is_dir():
     # The MNIST-family loaders read $DEEPSTRATA_DATA/<name>/ when a recipe gives no data.root.
     os.environ.setdefault("DEEPSTRATA_DATA", str(SHARED_DATA))
