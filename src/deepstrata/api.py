@@ -127,7 +127,7 @@ def train(
         )
         try:
             with interruptible(trainer):
-                trainer.fit(exp.task, exp.loader("train"), exp.loader("val"), optimizer=optimizer, scheduler=scheduler, checkpoint=checkpoint)
+                trainer.fit(exp.task, exp.loader("train", device=device), exp.loader("val", device=device), optimizer=optimizer, scheduler=scheduler, checkpoint=checkpoint)
         except UserError:
             # The setup check (shapes, loss, a misspelled trainer.monitor) failed before step 1: the
             # directory this call just created holds nothing but its config; leave no half-written run.
@@ -145,7 +145,7 @@ def train(
         # trainer.test_weights: the best validated epoch's weights (best.safetensors) or the last ones.
         epochs = strategy.broadcast(Run(run_dir).history if strategy.is_rank_zero else None)
         tested = select_test_weights(exp.model, run_dir, t, epochs)
-        metrics = trainer.test(exp.task, exp.loader("test"))
+        metrics = trainer.test(exp.task, exp.loader("test", device=device))
         strategy.teardown()  # from here on rank 0 works alone, on unsharded loaders
         if not strategy.is_rank_zero:
             return RunResult(run_dir=run_dir, metrics=metrics)

@@ -59,6 +59,10 @@ class DataSpec(ComponentSpec):
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     num_workers: int = Field(0, ge=0)
+    # How batches are made (data/tensor_loader.py): "tensors" cuts them from the split's tensors in
+    # memory; "dataloader" is torch's DataLoader (per-sample indexing, worker processes); "auto"
+    # takes tensors for a tensor-backed split with num_workers 0, else the DataLoader.
+    loader: Literal["auto", "tensors", "dataloader"] = "auto"
     augment: list[ComponentSpec] = Field(default_factory=list)
 
     @field_validator("augment", mode="before")

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, default_collate
 
 from deepstrata.config import TASK_INJECTED, ComponentSpec, Recipe, validate_component_kwargs
 from deepstrata.data.base import DataBundle, build_data
+from deepstrata.data.tensor_loader import TensorLoader, tensor_source
 from deepstrata.errors import ConfigError
 from deepstrata.registry import registry
 from deepstrata.tasks.base import Task
@@ -35,7 +36,8 @@ class Experiment:
     task: Task
     generator: torch.Generator
 
-    def loader(self, split: str) -> DataLoader | None:
+    def loader(self, split: str, *, device: torch.device | str | None = None) -> DataLoader | TensorLoader | None:
+        """The split's batches; `device` is where the tensor path keeps the data (the training device)."""
         dataset = getattr(self.data, split)
         if dataset is None:
             return None
@@ -50,6 +52,16 @@ class Experiment:
         if world > 1 and train and batch_size % world:
             raise ConfigError(f"data.batch_size={batch_size} is the global batch and must divide by the {world} ranks")
         sampler = ResumableSampler(dataset, seed=self.recipe.seed, shuffle=train, num_replicas=world, rank=rank)
+        # data.augment: random transforms on the training split only, seeded from the recipe (issue 4)
+        augment = split_collate(spec.augment, split=split, seed=self.recipe.seed, data=self.data)
+        if self.uses_tensor_loader(dataset):
+            return TensorLoader(
+                dataset,
+                batch_size=batch_size // world if train else batch_size,
+                sampler=sampler if train or world > 1 else None,
+                augment=augment,
+                device=device,
+            )
         return DataLoader(
             dataset,
             batch_size=batch_size // world if train else batch_size,
@@ -57,9 +69,26 @@ class Experiment:
             generator=self.generator,
             num_workers=spec.num_workers,
             drop_last=False,
-            # data.augment: random transforms on the training split only, seeded from the recipe (issue 4)
-            collate_fn=split_collate(spec.augment, split=split, seed=self.recipe.seed, data=self.data),
+            collate_fn=augment,
         )
+
+    def uses_tensor_loader(self, dataset: Any) -> bool:
+        """data.loader: "auto" takes the tensor path for a tensor-backed split read without workers."""
+        spec = self.recipe.data
+        tensor_backed = tensor_source(dataset) is not None
+        if spec.loader == "tensors":
+            if not tensor_backed:
+                raise ConfigError(
+                    f"data.loader=tensors needs data held as tensors in memory; dataset '{spec.name}' gives a "
+                    f"{type(dataset).__name__}; use data.loader=auto or dataloader"
+                )
+            if spec.num_workers:
+                raise ConfigError(
+                    f"data.loader=tensors makes batches in this process; data.num_workers={spec.num_workers} would do "
+                    "nothing; set data.num_workers=0 or data.loader=dataloader"
+                )
+            return True
+        return spec.loader == "auto" and tensor_backed and spec.num_workers == 0
 
     def probe_batch(self) -> Any:
         """The first training batch, collated as for validation (no augmentation), read without any RNG.

@@ -61,6 +61,7 @@ def test_same_recipe_same_augmented_batches(tiny_recipe: dict) -> None:
 
 def test_same_batches_with_or_without_worker_processes(tiny_recipe: dict) -> None:
     tiny_recipe["data"]["augment"] = [{"name": "random_affine", "degrees": 20.0}]
+    tiny_recipe["data"]["loader"] = "dataloader"  # the tensor path (tests/data/test_tensor_loader.py) has no workers
     in_process = _batches(build_experiment(load_recipe(tiny_recipe)).loader("train"), 2)
     tiny_recipe["data"]["num_workers"] = 1
     in_worker = _batches(build_experiment(load_recipe(tiny_recipe)).loader("train"), 2)

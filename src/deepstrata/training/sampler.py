@@ -11,9 +11,9 @@ same global batches as one process with batch b.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator, Sized
 
+import torch
 from torch.utils.data import DistributedSampler
 
 
@@ -29,8 +29,22 @@ class ResumableSampler(DistributedSampler):
         self.set_epoch(epoch)
         self.start = start
 
+    def order(self) -> torch.Tensor:
+        """This rank's indices of the epoch from `start` on, as one tensor: `DistributedSampler`'s
+        order (permutation from seed + epoch, padded by wrapping around, every world-th index),
+        built without a Python list for the tensor loader (data/tensor_loader.py)."""
+        n = len(self.dataset)  # type: ignore[arg-type]
+        if self.shuffle:
+            indices = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        else:
+            indices = torch.arange(n)
+        if self.total_size > n:  # drop_last=False: repeat from the start until every rank has as many
+            indices = torch.cat([indices] * -(-self.total_size // n))
+        indices = indices[: self.total_size][self.rank : self.total_size : self.num_replicas]
+        return indices[self.start :]
+
     def __iter__(self) -> Iterator[int]:
-        return itertools.islice(super().__iter__(), self.start, None)
+        return iter(self.order().tolist())
 
 
 def data_parallel_world() -> tuple[int, int]:

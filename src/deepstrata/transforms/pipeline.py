@@ -46,8 +46,13 @@ class AugmentCollate:
         return int(words[0]) << 32 | int(words[1])
 
     def apply(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        seed = self.batch_seed(x, y)
-        with torch.random.fork_rng(devices=[]):
+        return self.apply_seeded(x, y, self.batch_seed(x, y))
+
+    def apply_seeded(self, x: torch.Tensor, y: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The transforms under `seed`; the model's random streams (CPU, and this process's GPU) are left as they were."""
+        # torch.manual_seed reseeds the GPUs too: put the current one back when CUDA is in use here.
+        devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+        with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             for transform in self.transforms:
                 x, y = apply_one(transform, x, y)
