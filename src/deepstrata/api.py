@@ -78,10 +78,12 @@ def train(
     from deepstrata.training.interrupt import TrainingInterrupted, interruptible
     from deepstrata.training.precision import build_precision
     from deepstrata.training.strategy import build_strategy, local_device
+    from deepstrata.training.startup import Marks
     from deepstrata.training.test_weights import select_test_weights
     from deepstrata.training.threads import use_threads
     from deepstrata.training.trainer import Trainer, resolve_device
 
+    startup = Marks()  # seconds from the process's start to the fit and to the test metrics
     checkpoint, resumes = None, []
     if resume is not None:
         previous = Run.open(resume)
@@ -125,6 +127,7 @@ def train(
             precision=build_precision(t.precision, device),
             strategy=strategy,
         )
+        startup.mark("fit")
         try:
             with interruptible(trainer):
                 trainer.fit(exp.task, exp.loader("train", device=device), exp.loader("val", device=device), optimizer=optimizer, scheduler=scheduler, checkpoint=checkpoint)
@@ -146,6 +149,7 @@ def train(
         epochs = strategy.broadcast(Run(run_dir).history if strategy.is_rank_zero else None)
         tested = select_test_weights(exp.model, run_dir, t, epochs)
         metrics = trainer.test(exp.task, exp.loader("test", device=device))
+        startup.mark("test")
         strategy.teardown()  # from here on rank 0 works alone, on unsharded loaders
         if not strategy.is_rank_zero:
             return RunResult(run_dir=run_dir, metrics=metrics)
@@ -159,7 +163,7 @@ def train(
             atomic_write_text(run_dir / filename, text)
     write_run_info(
         run_dir, exp, device, wall_time_s=time.time() - started, fit_time_s=trainer.state.wall_time_s,
-        tested_weights=tested, threads=threads.as_dict(), **({"resumes": resumes} if resumes else {}),
+        tested_weights=tested, threads=threads.as_dict(), timing=startup.as_dict(), **({"resumes": resumes} if resumes else {}),
     )
     from deepstrata.report import build_report
 

@@ -203,3 +203,21 @@ def test_the_wait_policy_is_set_before_torch_is_imported() -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-1] == "PASSIVE"
+
+
+def test_deterministic_sets_and_restores_both_flags_without_loading_the_compiler() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from deepstrata.training.environment import deterministic\n"
+        "loaded = 'torch._inductor' in sys.modules\n"
+        "with deterministic(True):\n"
+        "    inside = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())\n"
+        "after = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())\n"
+        "print(loaded, 'torch._inductor' in sys.modules, inside, after)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(maxsplit=1)
+    assert out[0] == "False", "torch itself must not load its compiler on import, or this test proves nothing"
+    assert out[1].strip() == "False (True, True) (False, False)"
