@@ -16,6 +16,8 @@ SHARED_DATA = Path(os.environ.get("DEEPSTRATA_DATA", REPO.parent / "shared" / "d
 # two cores never pick two threads each; and waiting threads sleep rather than spin.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The on-disk cache of dataset figures (data/cache.py) lives in a fresh folder per test session.
+os.environ.setdefault("DEEPSTRATA_CACHE", __import__("tempfile").mkdtemp(prefix="deepstrata_cache_"))
 
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deepstrata.errors import UserError
-from deepstrata.registry import KINDS, Registry, catalog, registry
+from deepstrata.registry import KINDS, PACKAGE_ROOT, Registry, catalog, registry
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -91,3 +91,36 @@ def test_the_registry_is_below_the_recipe_layer() -> None:
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert "deepstrata.config" not in imported and "deepstrata" not in imported
+
+
+def test_the_source_catalogue_refuses_a_name_registered_in_two_files(tmp_path) -> None:
+    from deepstrata.registry import _scan_sources
+
+    code = b'@register_model("twin")\ndef a():\n    """A."""\n'
+    sources = [(PACKAGE_ROOT / "models" / "one.py", code), (PACKAGE_ROOT / "models" / "two.py", code)]
+    with pytest.raises(ValueError, match="model 'twin' is registered twice"):
+        _scan_sources(sources)
+
+
+def test_the_catalogue_is_read_back_from_the_cache_until_a_source_changes(monkeypatch, tmp_path) -> None:
+    import deepstrata.registry as reg
+
+    root = tmp_path / "deepstrata"
+    (root / "models").mkdir(parents=True)
+    source = root / "models" / "toy.py"
+    source.write_text('@register_model("toy_a")\ndef a():\n    """Toy A."""\n')
+    monkeypatch.setenv("DEEPSTRATA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(reg, "PACKAGE_ROOT", root)
+    reg.catalog.cache_clear()
+    try:
+        assert set(reg.catalog()["model"]) == {"toy_a"}
+        parse = reg._scan_sources
+        monkeypatch.setattr(reg, "_scan_sources", lambda sources: pytest.fail("an unchanged tree was parsed again"))
+        reg.catalog.cache_clear()
+        assert reg.catalog()["model"]["toy_a"].summary == "Toy A."
+        monkeypatch.setattr(reg, "_scan_sources", parse)
+        source.write_text('@register_model("toy_b")\ndef b():\n    """Toy B."""\n')
+        reg.catalog.cache_clear()
+        assert set(reg.catalog()["model"]) == {"toy_b"}, "an edited file makes a new entry"
+    finally:
+        reg.catalog.cache_clear()
