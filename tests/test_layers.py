@@ -16,7 +16,7 @@ from pathlib import Path
 # Lowest first. A module may import any area of its own layer or of a lower one. An area is the
 # first name under `deepstrata.` (a subpackage or a top-level module).
 LAYERS: list[set[str]] = [
-    {"errors"},
+    {"errors", "cache"},  # cache: JSON results keyed by content, used from the registry up
     {"arguments"},  # component-argument checks from signatures, shared by registry and config
     {"registry", "catalog"},
     {"config"},

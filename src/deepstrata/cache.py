@@ -16,6 +16,7 @@ here: the CLI imports this before either.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -65,10 +66,26 @@ def cached_json(kind: str, parts: Iterable[Bytes], compute: Callable[[], Any]) -
         pass  # absent, unreadable or damaged: compute it again
     result = compute()
     try:
-        from deepstrata.run.atomic import atomic_write_text
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(result))
+        _write_whole(path, json.dumps(result))
     except OSError:
         pass  # a read-only home: the result is still right, only not kept
     return result
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename it into place: a reader (another
+    process starting at the same moment) sees no entry or a whole one. No fsync: a cache entry
+    lost to a power cut is only recomputed. (run/atomic.py is the durable version; this module
+    sits below it, beside errors.py, because the registry uses it.)"""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
