@@ -9,12 +9,16 @@ interleaved and in rotating order within each repetition: (1) a hand-written PyT
 non-finite guard, last.pt at the epoch end, progress lines), (3) PyTorch Lightning's Trainer with
 its defaults minus the logger (checkpointing, progress bar and model summary stay). Report the
 median over repetitions of each framework's wall time divided by the raw loop's in the same
-repetition. One torch thread; the load average is recorded because the machine is shared.
+repetition. Three more deepstrata rows say where its extra time goes: the loop with no
+callbacks, the default callbacks without the non-finite guard (`trainer.nonfinite: off`), and
+the defaults logging every 50 steps (`trainer.log_every_n_steps: 50`). One torch thread; the
+load average is recorded because the machine is shared.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import statistics
@@ -77,7 +81,10 @@ def run_raw(x, y, workdir: Path) -> float:
     return time.perf_counter() - start
 
 
-def run_deepstrata(x, y, workdir: Path) -> float:
+DEFAULT_CALLBACKS = ("metrics_logger", "checkpoint", "nonfinite_guard", "progress")
+
+
+def run_deepstrata(x, y, workdir: Path, *, callbacks: tuple[str, ...] = DEFAULT_CALLBACKS, log_every: int = 1) -> float:
     import torch
 
     from deepstrata.losses.cross_entropy import cross_entropy
@@ -89,15 +96,16 @@ def run_deepstrata(x, y, workdir: Path) -> float:
     run_dir = Path(tempfile.mkdtemp(dir=workdir))
     get = registry("callback").get
     start = time.perf_counter()
-    callbacks = [
-        get("metrics_logger")(run_dir=str(run_dir)),
-        get("checkpoint")(run_dir=str(run_dir), monitor="train/loss"),
-        get("nonfinite_guard")(),
-        get("progress")(mode="lines"),
-    ]
+    build = {
+        "metrics_logger": lambda: get("metrics_logger")(run_dir=str(run_dir)),
+        "checkpoint": lambda: get("checkpoint")(run_dir=str(run_dir), monitor="train/loss"),
+        "nonfinite_guard": lambda: get("nonfinite_guard")(),
+        "progress": lambda: get("progress")(mode="lines"),
+    }
     task = ClassificationTask(model, cross_entropy(), {})
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    Trainer(max_epochs=1, callbacks=callbacks, device="cpu").fit(task, loader, optimizer=opt)
+    trainer = Trainer(max_epochs=1, callbacks=[build[name]() for name in callbacks], device="cpu", log_every_n_steps=log_every)
+    trainer.fit(task, loader, optimizer=opt)
     return time.perf_counter() - start
 
 
@@ -136,7 +144,14 @@ def main() -> None:
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     x, y, data_name = load_data()
-    runners = {"raw": run_raw, "deepstrata": run_deepstrata, "lightning": run_lightning}
+    runners = {
+        "raw": run_raw,
+        "deepstrata": run_deepstrata,
+        "lightning": run_lightning,
+        "deepstrata, no callbacks": functools.partial(run_deepstrata, callbacks=()),
+        "deepstrata, no non-finite guard": functools.partial(run_deepstrata, callbacks=tuple(c for c in DEFAULT_CALLBACKS if c != "nonfinite_guard")),
+        "deepstrata, log every 50 steps": functools.partial(run_deepstrata, log_every=50),
+    }
     times: dict[str, list[float]] = {k: [] for k in runners}
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,11 +160,12 @@ def main() -> None:
             fn(x[: BATCH * 20], y[: BATCH * 20], workdir)
         names = list(runners)
         for rep in range(args.repeats):
-            order = names[rep % 3 :] + names[: rep % 3]  # rotate who goes first
+            order = names[rep % len(names) :] + names[: rep % len(names)]  # rotate who goes first
             for name in order:
                 times[name].append(runners[name](x, y, workdir))
             print(f"rep {rep + 1}: " + ", ".join(f"{n} {times[n][-1]:.2f}s" for n in names), file=sys.stderr, flush=True)
-    ratios = {n: [t / r for t, r in zip(times[n], times["raw"])] for n in ("deepstrata", "lightning")}
+    others = [n for n in names if n != "raw"]
+    ratios = {n: [t / r for t, r in zip(times[n], times["raw"])] for n in others}
     med = {n: statistics.median(v) for n, v in ratios.items()}
     load = f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (1-minute, {os.cpu_count()} cores)"
     figures = [
@@ -157,9 +173,13 @@ def main() -> None:
         {"name": "lightning / raw loop", "value": round(med["lightning"], 3), "unit": "x wall time", "note": f"median of {args.repeats}"},
         {"name": "raw loop, one epoch", "value": round(statistics.median(times["raw"]), 2), "unit": "s", "note": "469 steps, median"},
     ]
+    steps = -(-len(x) // BATCH)
+    for n in others[2:]:
+        extra = (med[n] - 1) * statistics.median(times["raw"]) / steps * 1e3  # from the median ratio
+        figures.append({"name": f"{n} / raw loop", "value": round(med[n], 3), "unit": "x wall time", "note": f"median of {args.repeats}; {extra:+.3f} ms per step"})
     table = "| way | median wall time (s) | median ratio to raw | all ratios |\n|---|---|---|---|\n"
     table += f"| raw PyTorch loop | {statistics.median(times['raw']):.2f} | 1.000 | - |\n"
-    for n in ("deepstrata", "lightning"):
+    for n in others:
         table += f"| {n} | {statistics.median(times[n]):.2f} | {med[n]:.3f} | {', '.join(f'{r:.3f}' for r in ratios[n])} |\n"
     table += f"\nData: {data_name}; measured under {load}."
     emit(

@@ -29,8 +29,9 @@ def default_callbacks(recipe: Recipe, run_dir: Path, scheduler: Any = None) -> l
     callbacks = [
         build_callback(ComponentSpec(name="metrics_logger"), "callbacks", run_dir=run),
         build_callback(checkpoint, "callbacks", run_dir=run),
-        build_callback(ComponentSpec(name="nonfinite_guard", policy=t.nonfinite), "callbacks"),
     ]
+    if t.nonfinite != "off":
+        callbacks.append(build_callback(ComponentSpec(name="nonfinite_guard", policy=t.nonfinite), "callbacks"))
     if t.gradient_clip_norm is not None or t.gradient_clip_value is not None:
         clip = ComponentSpec(name="grad_clip", max_norm=t.gradient_clip_norm, value=t.gradient_clip_value)
         callbacks.append(build_callback(clip, "callbacks"))

@@ -46,3 +46,17 @@ def test_skip_policy_skips_only_the_bad_step() -> None:
     events = [r for r in rec.records if r.get("scope") == "event"]
     assert len(events) == 1 and "skipped step 3" in events[0]["event"] and "'0.weight'" in events[0]["event"]
     assert trainer.state.global_step == 12
+
+
+def test_the_guard_is_a_default_callback_unless_the_recipe_turns_it_off(tiny_recipe: dict, tmp_path: Path) -> None:
+    from deepstrata.config import load_recipe
+    from deepstrata.training.default_callbacks import default_callbacks
+
+    def guards(recipe: dict) -> list[NonFiniteGuard]:
+        return [cb for cb in default_callbacks(load_recipe(recipe), tmp_path) if isinstance(cb, NonFiniteGuard)]
+
+    assert [g.policy for g in guards(tiny_recipe)] == ["stop"]
+    tiny_recipe["trainer"]["nonfinite"] = "skip"
+    assert [g.policy for g in guards(tiny_recipe)] == ["skip"]
+    tiny_recipe["trainer"]["nonfinite"] = "off"
+    assert guards(tiny_recipe) == []
