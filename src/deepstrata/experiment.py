@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,8 @@ class Experiment:
     model: nn.Module
     task: Task
     generator: torch.Generator
+    # Device copies of the data's tensors, shared by this experiment's tensor loaders.
+    placed: dict[tuple[int, str], torch.Tensor] = field(default_factory=dict, repr=False)
 
     def loader(self, split: str, *, device: torch.device | str | None = None) -> DataLoader | TensorLoader | None:
         """The split's batches; `device` is where the tensor path keeps the data (the training device)."""
@@ -61,6 +63,7 @@ class Experiment:
                 sampler=sampler if train or world > 1 else None,
                 augment=augment,
                 device=device,
+                placed=self.placed,
             )
         return DataLoader(
             dataset,

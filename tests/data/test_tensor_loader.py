@@ -78,3 +78,12 @@ def test_a_run_trains_to_the_same_weights_on_either_path(tiny_recipe: dict) -> N
         tiny_recipe["data"]["loader"] = loader
         metrics.append(api.train(tiny_recipe).metrics)
     assert metrics[0] == metrics[1]
+
+
+def test_the_splits_of_one_experiment_share_one_device_copy_of_the_data(tiny_recipe: dict) -> None:
+    exp = _experiment(tiny_recipe, "tensors")
+    train, val = exp.loader("train", device="meta"), exp.loader("val", device="meta")  # "meta": a device that copies
+    assert train.tensors[0].device.type == "meta"
+    assert train.tensors[0] is val.tensors[0], "train and validation are Subsets of one TensorDataset: one copy"
+    assert exp.loader("test", device="meta").tensors[0] is train.tensors[0]
+    assert len(exp.placed) == 2, "inputs and targets, once each"

@@ -73,7 +73,11 @@ class TensorLoader:
         sampler: Any = None,
         augment: Any = None,
         device: torch.device | str | None = None,
+        placed: dict[tuple[int, str], torch.Tensor] | None = None,
     ):
+        """`placed` maps (id of a host tensor, device) to its copy there: the loaders of one
+        experiment share it, so train and validation (two Subsets of one TensorDataset) hold one
+        device copy of the data between them, not one each."""
         source = tensor_source(dataset)
         if source is None:
             raise TypeError(f"TensorLoader needs a TensorDataset or a Subset of one, got {type(dataset).__name__}")
@@ -86,7 +90,11 @@ class TensorLoader:
         self.sampler = sampler
         self.collate_fn = augment
         self.device = device
-        self.tensors = tuple(t.to(device) for t in tensors)
+        placed = {} if placed is None else placed
+        for t in tensors:
+            if (id(t), str(device)) not in placed:
+                placed[id(t), str(device)] = t.to(device)
+        self.tensors = tuple(placed[id(t), str(device)] for t in tensors)
         self.rows = rows  # host copy, for seeds; None: the split is every row of the tensors
 
     def __len__(self) -> int:
