@@ -7,8 +7,8 @@ split it the same way (stratified, from the seed), build the network from torch 
 train with a bare loop (AdamW, OneCycleLR, label-smoothed cross-entropy, one validation
 pass per epoch) and score the test split. Prints one JSON line: the test accuracy, the
 parameter count (the benchmark checks it equals the toolkit's model) and the seconds from
-this process's start to the test accuracy, on the same clock as run.json's
-`timing.process_to_test_s`.
+this process's start to the test accuracy, read with the function behind run.json's
+`timing.process_to_test_s` (imported only at the end, so the script trains without the toolkit).
 
     python benchmarks/_speedrun_plain.py recipes/digits_speedrun.yaml --seed 0
 """
@@ -26,13 +26,6 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
-
-
-def process_start() -> float:
-    """The process's start as a Unix time (Linux /proc), as deepstrata.training.startup reads it."""
-    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-    uptime = float(Path("/proc/uptime").read_text().split()[0])
-    return time.time() - uptime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
 def idx(path: Path) -> np.ndarray:
@@ -128,7 +121,9 @@ def main() -> None:
             schedule.step()
         accuracy(net, vx, vy, data.get("eval_batch_size", 256))  # one validation pass per epoch, as the recipe's run does
     test = accuracy(net, tx, ty, data.get("eval_batch_size", 256))
-    seconds = time.time() - process_start()
+    from deepstrata.training.startup import process_start  # the clock run.json's timing uses (19 ms to import after torch)
+
+    seconds = time.time() - process_start()[0]
     print(json.dumps({"test_accuracy": test, "parameters": sum(p.numel() for p in net.parameters()), "process_to_test_s": round(seconds, 3)}))
 
 

@@ -21,15 +21,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit  # noqa: E402
+from _recipe_run import run_recipe  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-STRATA = str(Path(sys.executable).with_name("strata"))
 SEEDS = (0, 1, 2, 3, 4)
 GOALS = {  # recipe: (data folder under $DEEPSTRATA_DATA or None, accuracy goal, seconds goal), from issue 20
     "digits_speedrun": (None, 0.985, 6.0),
@@ -39,17 +37,9 @@ GOALS = {  # recipe: (data folder under $DEEPSTRATA_DATA or None, accuracy goal,
 
 
 def strata_run(recipe: Path, seed: int) -> tuple[float, dict]:
-    out = tempfile.mkdtemp(prefix="ds_speedrun_")
-    cmd = [STRATA, "train", str(recipe), "--json", "--set", f"seed={seed}", "--set", f"output_dir={out}", "--set", "trainer.progress=off"]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-3000:])
-        raise SystemExit(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    info = json.loads((Path(result["run_dir"]) / "run.json").read_text())
-    return wall, {**info, "test_metrics": result["metrics"]}
+    """(wall seconds of the whole `strata train`, its run.json plus the test metrics)."""
+    metrics, run_dir, wall, _, _ = run_recipe(str(recipe), f"seed={seed}")
+    return wall, {**json.loads((run_dir / "run.json").read_text()), "test_metrics": metrics}
 
 
 def plain_run(recipe: Path, seed: int, threads: int) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ SHARED_DATA = Path(os.environ.get("DEEPSTRATA_DATA", REPO.parent / "shared" / "d
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # The on-disk cache of dataset figures (data/cache.py) lives in a fresh folder per test session.
-os.environ.setdefault("DEEPSTRATA_CACHE", __import__("tempfile").mkdtemp(prefix="deepstrata_cache_"))
+os.environ.setdefault("DEEPSTRATA_CACHE", tempfile.mkdtemp(prefix="deepstrata_cache_"))
 
 
 

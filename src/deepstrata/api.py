@@ -77,8 +77,8 @@ def train(
     from deepstrata.training.environment import deterministic, torch_threads
     from deepstrata.training.interrupt import TrainingInterrupted, interruptible
     from deepstrata.training.precision import build_precision
-    from deepstrata.training.strategy import build_strategy, local_device
     from deepstrata.training.startup import Marks
+    from deepstrata.training.strategy import build_strategy, local_device
     from deepstrata.training.test_weights import select_test_weights
     from deepstrata.training.threads import use_threads
     from deepstrata.training.trainer import Trainer, resolve_device

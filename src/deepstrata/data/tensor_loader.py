@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
+from deepstrata.transforms.pipeline import seed_from
+
 # On a GPU the training split is copied to device memory once when it takes at most this
 # share of the free memory; otherwise batches are cut on the host and moved one at a time.
 DEVICE_SHARE = 0.25
@@ -50,9 +52,7 @@ def fits_on(device: torch.device, tensors: tuple[torch.Tensor, ...]) -> bool:
 
 def index_seed(seed: int, rows: np.ndarray) -> int:
     """A 64-bit augmentation seed from the recipe's seed and the rows a batch holds."""
-    digest = hashlib.blake2b(np.ascontiguousarray(rows, dtype=np.int64).tobytes(), digest_size=8).digest()
-    words = np.random.SeedSequence([seed % 2**63, int.from_bytes(digest, "little")]).generate_state(2, dtype=np.uint32)
-    return int(words[0]) << 32 | int(words[1])
+    return seed_from(seed, hashlib.blake2b(np.ascontiguousarray(rows, dtype=np.int64).tobytes(), digest_size=8).digest())
 
 
 class TensorLoader:

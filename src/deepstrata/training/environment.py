@@ -52,7 +52,7 @@ def set_deterministic(enabled: bool, *, warn_only: bool) -> None:
     """`torch.use_deterministic_algorithms`, without importing torch's compiler when it is not loaded.
 
     The public call also sets `torch._inductor.config.deterministic`, and importing that module
-    costs about 0.9 s (half of `strata train`'s start-up on digits, measured on 2 cores). When
+    cost 0.97 s of `strata train`'s start-up (measured on 2 cores, docs/training.md "Start-up"). When
     the compiler is not loaded nothing compiled can run yet, so only the eager flag is set; a
     later `import torch._inductor` starts from its own default, as in any process.
     """

@@ -42,8 +42,7 @@ class AugmentCollate:
         digest = hashlib.blake2b(digest_size=8)
         for t in (x, y):
             digest.update(memoryview(t.detach().cpu().contiguous().numpy()).cast("B"))
-        words = np.random.SeedSequence([self.seed % 2**63, int.from_bytes(digest.digest(), "little")]).generate_state(2, dtype=np.uint32)
-        return int(words[0]) << 32 | int(words[1])
+        return seed_from(self.seed, digest.digest())
 
     def apply(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.apply_seeded(x, y, self.batch_seed(x, y))
@@ -57,6 +56,12 @@ class AugmentCollate:
             for transform in self.transforms:
                 x, y = apply_one(transform, x, y)
         return x, y
+
+
+def seed_from(seed: int, digest: bytes) -> int:
+    """A 64-bit seed from the recipe's seed and a digest of what identifies a batch."""
+    words = np.random.SeedSequence([seed % 2**63, int.from_bytes(digest, "little")]).generate_state(2, dtype=np.uint32)
+    return int(words[0]) << 32 | int(words[1])
 
 
 def apply_one(transform: Any, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
