@@ -143,7 +143,8 @@ def train(
             if strategy.is_rank_zero:
                 at = {"epoch": stop.epoch, "step": stop.step, "signal": stop.signum}
                 write_run_info(run_dir, exp, device, wall_time_s=time.time() - started, fit_time_s=trainer.state.wall_time_s,
-                               status="interrupted", interrupted_at=at, resumes=resumes, threads=threads.as_dict())
+                               status="interrupted", interrupted_at=at, resumes=resumes, threads=threads.as_dict(),
+                               **_strategy_record(strategy))
             raise stop.in_run(run_dir) from None
         # trainer.test_weights: the best validated epoch's weights (best.safetensors) or the last ones.
         epochs = strategy.broadcast(Run(run_dir).history if strategy.is_rank_zero else None)
@@ -154,7 +155,7 @@ def train(
         if not strategy.is_rank_zero:
             return RunResult(run_dir=run_dir, metrics=metrics)
         exp.task.to("cpu")
-        artifact.save_model(exp.model, run_dir, model_spec(exp))
+        artifact.save_model(exp.model, run_dir, strategy.saved_model_spec(model_spec(exp)))
         for filename, text in exp.data.artifacts.items():  # what the model needs to be used, e.g. its tokenizer
             atomic_write_text(run_dir / filename, text)
         with torch.no_grad():
@@ -164,11 +165,18 @@ def train(
     write_run_info(
         run_dir, exp, device, wall_time_s=time.time() - started, fit_time_s=trainer.state.wall_time_s,
         tested_weights=tested, threads=threads.as_dict(), timing=startup.as_dict(), **({"resumes": resumes} if resumes else {}),
+        **_strategy_record(strategy),
     )
     from deepstrata.report import build_report
 
     build_report(run_dir)
     return RunResult(run_dir=run_dir, metrics=metrics)
+
+
+def _strategy_record(strategy: Any) -> dict[str, Any]:
+    """run.json's `strategy` entry, for a strategy that has something to record (dp_sgd: its epsilon)."""
+    record = strategy.record()
+    return {"strategy": record} if record else {}
 
 
 def finetune(

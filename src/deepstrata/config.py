@@ -97,8 +97,9 @@ class TrainerSpec(BaseModel):
     checkpoint_every_n_steps: int | None = Field(None, ge=1)
     save_top_k: int = Field(1, ge=0)
     # A registered strategy (`strata list strategies`), or "auto": ddp under a torchrun launch
-    # with more than one rank, else single (training/strategy.py applies the rule).
-    strategy: str = AUTO_STRATEGY
+    # with more than one rank, else single (training/strategy.py applies the rule). A strategy
+    # with settings is a mapping: `{name: dp_sgd, target_epsilon: 3, delta: 1e-5}`.
+    strategy: str | ComponentSpec = AUTO_STRATEGY
     # Which weights the test split scores and the run saves: "best" (checkpoints/best.safetensors,
     # the epoch with the best trainer.monitor) or "last". Left out, the Recipe decides: "best"
     # when the recipe names a validation monitor and has a validation split, else "last".
@@ -363,7 +364,13 @@ TASK_INJECTED = frozenset({"model", "loss", "metrics", "data"})
 
 
 def _check_components(recipe: Recipe) -> None:
-    _check_choice("trainer.strategy", "strategy", recipe.trainer.strategy, also=(AUTO_STRATEGY,))
+    strategy = recipe.trainer.strategy
+    if isinstance(strategy, str):
+        _check_choice("trainer.strategy", "strategy", strategy, also=(AUTO_STRATEGY,))
+    else:
+        _check_choice("trainer.strategy.name", "strategy", strategy.name)
+        factory = registry("strategy").get(strategy.name)
+        validate_component_kwargs(factory, strategy.kwargs, path="trainer.strategy", injected=frozenset({"device"}))
     _check_choice("trainer.precision", "precision", recipe.trainer.precision)
     checks: list[tuple[str, str, ComponentSpec, frozenset[str]]] = [
         ("dataset", "data", recipe.data, frozenset(DataSpec.model_fields)),

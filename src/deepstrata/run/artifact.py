@@ -126,8 +126,9 @@ def load_model(directory: str | Path, *, map_location: str | torch.device = "cpu
     header = read_header(weights_path)
     model = build_on_meta(factory, kwargs, spec_path)
     if model is not None:
+        replace_modules(model, spec, spec_path)
         check_fits(model, header, weights_path, spec_path, include_all=True)
-    model = _build(factory, kwargs, spec_path)
+    model = replace_modules(_build(factory, kwargs, spec_path), spec, spec_path)
     check_fits(model, header, weights_path, spec_path)
     try:
         state = load_file(str(weights_path), device=str(map_location))
@@ -136,6 +137,19 @@ def load_model(directory: str | Path, *, map_location: str | torch.device = "cpu
         raise UserError(f"{weights_path}: cannot be loaded into the model ({_one_line(err)}); {RETRAIN}") from None
     model.eval()
     return model, spec
+
+
+def replace_modules(model: nn.Module, spec: Mapping[str, Any], spec_path: Path) -> nn.Module:
+    """The layer replacements training made (`replaced_modules`: DP-SGD's BatchNorm -> GroupNorm), redone."""
+    replaced = spec.get("replaced_modules")
+    if replaced is None:
+        return model
+    from deepstrata.privacy.compat import OPACUS_FIXERS, fix_in_place
+
+    if replaced != OPACUS_FIXERS:
+        raise UserError(f"{spec_path}: replaced_modules {replaced!r} is not a replacement this version knows ('{OPACUS_FIXERS}'); {RETRAIN}")
+    fix_in_place(model)
+    return model
 
 
 def model_factory(spec: Mapping[str, Any], spec_path: Path) -> tuple[Callable[..., nn.Module], dict[str, Any]]:

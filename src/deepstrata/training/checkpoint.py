@@ -76,6 +76,7 @@ def capture(trainer: Any) -> dict[str, Any]:
         "precision": trainer.precision.state_dict(),
         "trainer": trainer.state.state_dict(),
         "callbacks": {key: cb.state_dict() for key, cb in zip(callback_keys(trainer.callbacks), trainer.callbacks)},
+        "strategy": trainer.strategy.state_dict(),  # DP-SGD: the privacy accountant's history
         "rng": rng_state(),
         "threads": torch.get_num_threads(),  # a resumed `auto` run keeps the count, and so its arithmetic (training/threads.py)
     }
@@ -100,6 +101,7 @@ def restore(trainer: Any, state: dict[str, Any]) -> None:
     for key, cb in zip(callback_keys(trainer.callbacks), trainer.callbacks):
         if key in saved:
             cb.load_state_dict(saved[key])
+    trainer.strategy.load_state_dict(state.get("strategy", {}))
     set_rng_state(state["rng"])
 
 

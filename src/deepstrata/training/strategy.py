@@ -41,8 +41,30 @@ class SingleProcess:
 
     def setup(self, task: nn.Module) -> None: ...
 
+    def prepare_training(self, trainer: Any, optimizer: Any, train_loader: Any) -> tuple[Any, Any]:
+        """The optimizer and training batches the loop uses (DP-SGD wraps both: privacy/dp_sgd.py)."""
+        return optimizer, train_loader
+
     def training_step(self, task: Any, batch: Any) -> Any:
         return task.training_step(batch)
+
+    def epoch_metrics(self) -> dict[str, float]:
+        """What the strategy adds to an epoch's training metrics (DP-SGD: `train/epsilon`)."""
+        return {}
+
+    def record(self) -> dict[str, Any]:
+        """What run.json keeps about the strategy besides its name (DP-SGD: its privacy guarantee)."""
+        return {}
+
+    def saved_model_spec(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """model.json's content; a strategy that changed the architecture says so here."""
+        return spec
+
+    def state_dict(self) -> dict[str, Any]:
+        """The strategy's part of a checkpoint (DP-SGD: the accountant's history)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
     def reduce(self, metrics: dict[str, float]) -> dict[str, float]:
         return metrics
@@ -170,6 +192,12 @@ def resolve_strategy(name: str) -> str:
     return name
 
 
-def build_strategy(name: str, device: torch.device) -> SingleProcess:
-    """The strategy registered as `name` (or chosen by "auto") on `device`."""
-    return registry("strategy").get(resolve_strategy(name))(device=device)
+def build_strategy(spec: Any, device: torch.device) -> SingleProcess:
+    """The strategy a recipe's `trainer.strategy` names on `device`: a name ("auto" applies the
+    rule above) or `{name: ..., **kwargs}` for a strategy with settings (`dp_sgd`)."""
+    from deepstrata.arguments import validate_component_kwargs
+
+    name, kwargs = (spec, {}) if isinstance(spec, str) else (spec.name, spec.kwargs)
+    factory = registry("strategy").get(resolve_strategy(name))
+    clean = validate_component_kwargs(factory, kwargs, path="trainer.strategy", injected=frozenset({"device"}))
+    return factory(device=device, **clean)

@@ -96,6 +96,8 @@ class Trainer:
         s.stage = "fit"
         self._check_setup(task, train_loader)
         self.strategy.setup(task)
+        optimizer, train_loader = self.strategy.prepare_training(self, optimizer, train_loader)
+        self.optimizer, self.train_loader = optimizer, train_loader
         if checkpoint is not None:
             from deepstrata.training.checkpoint import restore
 
@@ -158,7 +160,7 @@ class Trainer:
             if s.should_stop:
                 break
         if ran:  # an epoch resumed at its very end ran nothing and keeps its restored metrics
-            s.train_metrics = self.strategy.reduce(task.compute_metrics("train"))
+            s.train_metrics = {**self.strategy.reduce(task.compute_metrics("train")), **self.strategy.epoch_metrics()}
         self._hook("on_train_epoch_end")
 
     def _batches(self, loader: DataLoader) -> Iterable[Any]:
