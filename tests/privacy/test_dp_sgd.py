@@ -151,7 +151,8 @@ def test_the_logged_epsilon_is_what_opacus_accountant_gives_for_the_same_history
 
 @pytest.mark.e2e
 def test_a_target_epsilon_is_spent_exactly_by_the_end_of_the_run(tmp_path: Path) -> None:
-    run = _train(tmp_path, MLP_RECIPE, "{name: dp_sgd, target_epsilon: 4.0, delta: 1.0e-4}", "trainer.max_epochs=3", "optimizer.lr=0.01")
+    # Through torch's DataLoader path (per-sample items and the collate), where the other tests use tensor batches.
+    run = _train(tmp_path, MLP_RECIPE, "{name: dp_sgd, target_epsilon: 4.0, delta: 1.0e-4}", "trainer.max_epochs=3", "optimizer.lr=0.01", "data.loader=dataloader")
     record = json.loads((run / "run.json").read_text())["strategy"]
     assert 4.0 - 0.01 <= record["epsilon"] <= 4.0  # Opacus' get_noise_multiplier stops within 0.01 below the target
     assert record["delta"] == 1e-4 and record["target_epsilon"] == 4.0
