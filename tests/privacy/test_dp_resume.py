@@ -5,8 +5,6 @@ from the checkpointed RNG, the accountant's history in the checkpoint)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,22 +14,10 @@ from safetensors.torch import load_file
 from deepstrata import api
 from deepstrata.cli.main import main as cli_main
 from deepstrata.training.callbacks.metrics_logger import read_metrics
+from tests.training.engine_helpers import train_until_sigkill
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "digits_cnn.yaml"
-
-KILLER = """
-import os, signal
-from deepstrata import api
-from deepstrata.training.callbacks.base import Callback
-
-class KillAt(Callback):
-    def on_train_batch_end(self, trainer, output):
-        if trainer.state.global_step == {step}:
-            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no final checkpoint
-
-api.train({recipe!r}, {overrides!r}, extra_callbacks=[KillAt()])
-"""
 
 
 @pytest.mark.e2e
@@ -46,9 +32,7 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_weights_and_epsilon(tmp_pa
 
     # Digits: 1,257 training images, 1257 // 64 = 19 Poisson steps per epoch; step 27 is mid-way
     # through epoch 2, and the last checkpoint before it was written at step 24.
-    script = KILLER.format(step=27, recipe=str(RECIPE), overrides=overrides)
-    killed = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert killed.returncode == -9, killed.stderr[-2000:]
+    train_until_sigkill(str(RECIPE), overrides, step=27, cwd=tmp_path)
     run_dir = next(p for p in (tmp_path / "runs" / "digits_cnn").iterdir() if p != reference)
     saved = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert (saved["trainer"]["global_step"], saved["trainer"]["epoch"]) == (24, 1)

@@ -1,6 +1,9 @@
-"""A tiny classification setup built without recipes, for fast unit tests of the loop and callbacks (imported by the tests in this folder)."""
+"""A tiny classification setup built without recipes, for fast unit tests of the loop and callbacks, and a
+training process killed mid-run for the resume tests (imported by the tests in this folder and in tests/privacy/)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -48,3 +51,29 @@ class Recorder(Callback):
 
     def on_before_optimizer_step(self, trainer) -> None:  # after clipping (listed after it)
         self.grads.append([p.grad.clone() for p in trainer.task.model.parameters()])
+
+
+# A training process that kills itself, with no cleanup and no final checkpoint, once it has
+# taken a given optimizer step: what a crash or an OOM kill leaves behind.
+KILLER = """
+import os, signal
+from deepstrata import api
+from deepstrata.training.callbacks.base import Callback
+
+class KillAt(Callback):
+    def on_train_batch_end(self, trainer, output):
+        if trainer.state.global_step == {step}:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+api.train({recipe!r}, {overrides!r}, extra_callbacks=[KillAt()])
+"""
+
+
+def train_until_sigkill(recipe: str, overrides: list[str], *, step: int, cwd: Path) -> None:
+    """Run `api.train(recipe, overrides)` in a child process that SIGKILLs itself after `step`."""
+    import subprocess
+    import sys
+
+    script = KILLER.format(step=step, recipe=str(recipe), overrides=overrides)
+    killed = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,22 +12,10 @@ from safetensors.torch import load_file
 from deepstrata import api
 from deepstrata.cli.main import main as cli_main
 from deepstrata.training.callbacks.metrics_logger import read_metrics
+from tests.training.engine_helpers import train_until_sigkill
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "engine_mlp_digits.yaml"
-
-KILLER = """
-import os, signal, sys
-from deepstrata import api
-from deepstrata.training.callbacks.base import Callback
-
-class KillAt(Callback):
-    def on_train_batch_end(self, trainer, output):
-        if trainer.state.global_step == {step}:
-            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no final checkpoint
-
-api.train({recipe!r}, {overrides!r}, extra_callbacks=[KillAt()])
-"""
 
 
 @pytest.mark.e2e
@@ -39,9 +25,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path: Path) -> None:
 
     # Digits: 1,258 training images / 64 = 20 steps per epoch; step 30 is mid-way through epoch 2,
     # and the last checkpoint before it was written at step 28.
-    script = KILLER.format(step=30, recipe=str(RECIPE), overrides=overrides)
-    killed = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert killed.returncode == -9, killed.stderr[-2000:]
+    train_until_sigkill(str(RECIPE), overrides, step=30, cwd=tmp_path)
     run_dir = next(p for p in (tmp_path / "runs" / "engine_mlp_digits").iterdir() if p != reference)
     assert not (run_dir / "model.safetensors").exists()
     saved = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
