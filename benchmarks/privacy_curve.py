@@ -18,8 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine  # noqa: E402
+from _common import emit  # noqa: E402
 from _recipe_run import run_recipe  # noqa: E402
+
+from deepstrata.training.callbacks.metrics_logger import read_metrics  # noqa: E402
 
 RECIPE = "recipes/mnist_dp_sgd.yaml"
 EPSILONS = [0.5, 1.0, 2.0, 4.0, 8.0]
@@ -32,8 +34,7 @@ ABADI = {0.5: 0.90, 2.0: 0.95, 8.0: 0.97}
 def one(setting: str) -> dict:
     metrics, run_dir, wall, cpu, load = run_recipe(RECIPE, setting, "trainer.num_threads=1")
     info = json.loads((run_dir / "run.json").read_text())
-    epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    val = [r["val/accuracy"] for r in epochs if r.get("scope") == "epoch"]
+    val = [r["val/accuracy"] for r in read_metrics(run_dir / "metrics.jsonl") if r.get("scope") == "epoch"]
     return {"metrics": metrics, "strategy": info["strategy"], "val": val[-1], "wall": wall, "cpu": cpu, "fit": info["fit_time_s"]}
 
 
@@ -59,15 +60,14 @@ def main() -> None:
                         "note": f"at epsilon {eps:g}; floor {floor} ({'met' if acc >= floor else 'NOT met'})"})
     anchors = "Anchors (test accuracy at delta 1e-5): Opacus MNIST example " + ", ".join(f"{a:.2%} at eps {e}" for e, a in OPACUS.items())
     anchors += "; Abadi et al. 2016 " + ", ".join(f"{a:.0%} at eps {e:g}" for e, a in ABADI.items()) + "."
-    print(json.dumps({
-        "benchmark": "privacy_curve",
-        "command": ".venv/bin/python benchmarks/run_all.py --only privacy_curve",
-        "description": "DP-SGD on MNIST (recipes/mnist_dp_sgd.yaml: LeNet-5 with tanh, Poisson batches of expected size 256, "
-                       "clip norm 1, 15 epochs, RDP accountant, delta 1e-5), one run per target epsilon, seed 0. " + anchors,
-        "machine": machine(),
-        "figures": figures,
-        "table": "\n".join(rows),
-    }))
+    emit(
+        "privacy_curve",
+        ".venv/bin/python benchmarks/run_all.py --only privacy_curve",
+        figures,
+        table="\n".join(rows),
+        description="DP-SGD on MNIST (recipes/mnist_dp_sgd.yaml: LeNet-5 with tanh, Poisson batches of expected size 256, "
+                    "clip norm 1, 15 epochs, RDP accountant, delta 1e-5), one run per target epsilon, seed 0. " + anchors,
+    )
 
 
 if __name__ == "__main__":

@@ -58,7 +58,6 @@ class DPSGDStrategy(SingleProcess):
             raise UserError("trainer.strategy=dp_sgd runs in one process; launch it without torchrun")
         if (noise_multiplier is None) == (target_epsilon is None):
             raise UserError("trainer.strategy=dp_sgd needs exactly one of noise_multiplier or target_epsilon")
-        self.device = device
         self.max_grad_norm, self.noise_multiplier, self.target_epsilon = max_grad_norm, noise_multiplier, target_epsilon
         self.delta, self.accountant_name = delta, accountant
         self.replaced: list[str] = []

@@ -19,7 +19,6 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import default_collate
 
@@ -107,7 +106,7 @@ class PoissonLoader:
             if loader.collate_fn is None:
                 return batch
             x, y = batch
-            return loader.collate_fn.apply_seeded(x, y, index_seed(loader.collate_fn.seed, rows.numpy().astype(np.int64)))
+            return loader.collate_fn.apply_seeded(x, y, index_seed(loader.collate_fn.seed, rows.numpy()))
         collate = loader.collate_fn or default_collate
         return collate([self.dataset[i] for i in index.tolist()])
 

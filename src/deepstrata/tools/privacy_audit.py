@@ -85,8 +85,9 @@ def privacy_audit(
     member_rows, outsider_rows = _draw(len(train), n, generator), _draw(len(test), n, generator)
     phase(f"privacy-audit: {n} training (member) and {n} {nonmembers} (non-member) examples")
     model = run.model().eval()
-    member_logits, member_y = _logits(run, model, train, member_rows)
-    outsider_logits, outsider_y = _logits(run, model, test, outsider_rows)
+    collate = getattr(run.loader("test"), "collate_fn", None)  # the run's evaluation transforms
+    member_logits, member_y = _logits(run, model, train, member_rows, collate)
+    outsider_logits, outsider_y = _logits(run, model, test, outsider_rows, collate)
     member_loss, outsider_loss = _ce(member_logits, member_y), _ce(outsider_logits, outsider_y)
 
     scores: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -104,8 +105,8 @@ def privacy_audit(
             phase(f"privacy-audit: training shadow model {k + 1}/{shadows} on {size} rows")
             pick = torch.randperm(len(pool_x), generator=generator)[:size]
             shadow = train_shadow(run, pool_x[pick], pool_y[pick], seed=run.recipe.seed + 1000 + k)
-            phis_member.append(logit_confidence(_logits(run, shadow, train, member_rows)[0], member_y))
-            phis_outsider.append(logit_confidence(_logits(run, shadow, test, outsider_rows)[0], outsider_y))
+            phis_member.append(logit_confidence(_logits(run, shadow, train, member_rows, collate)[0], member_y))
+            phis_outsider.append(logit_confidence(_logits(run, shadow, test, outsider_rows, collate)[0], outsider_y))
         scores["lira"] = lira_offline(
             logit_confidence(member_logits, member_y), logit_confidence(outsider_logits, outsider_y),
             torch.stack(phis_member), torch.stack(phis_outsider),
@@ -151,13 +152,12 @@ def _draw(size: int, n: int, generator: torch.Generator) -> list[int]:
     return torch.randperm(size, generator=generator)[:n].sort().values.tolist()
 
 
-def _logits(run: Run, model: Any, dataset: Any, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The model's logits and the hard labels of `rows` of `dataset`, through the evaluation collate."""
+def _logits(run: Run, model: Any, dataset: Any, rows: list[int], collate: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's logits and the hard labels of `rows` of `dataset`, through `collate` (the test loader's)."""
     import torch
     from torch.utils.data import DataLoader, Subset
 
-    test_loader = run.loader("test")
-    loader = DataLoader(Subset(dataset, rows), batch_size=test_loader.batch_size or 256, shuffle=False, collate_fn=getattr(test_loader, "collate_fn", None))
+    loader = DataLoader(Subset(dataset, rows), batch_size=run.recipe.data.eval_batch_size, shuffle=False, collate_fn=collate)
     out, ys = [], []
     with torch.no_grad():
         for inputs, y in labelled_batches(run, loader=loader):

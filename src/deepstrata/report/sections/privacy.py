@@ -1,4 +1,4 @@
-"""The privacy guarantee of a run trained with DP-SGD, and how it grew over the epochs.
+"""The privacy guarantee of a run trained with DP-SGD, and what a membership-inference audit found.
 
 Problem: a DP-trained model is only as private as its (epsilon, delta), and that pair is easy
 to lose between a training log and the model someone later deploys.
