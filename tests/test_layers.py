@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"nn", "losses", "metrics", "estimators", "scratch", "attacks"},  # building blocks that know no model
     {"models", "optim"},
     {"tasks"},
-    {"training", "transfer", "experiment", "predictor", "privacy"},  # transfer learning is training with a pretrained start; privacy: DP-SGD is a strategy
+    {"training", "transfer", "experiment", "predictor", "privacy", "federated"},  # transfer learning is training with a pretrained start; privacy: DP-SGD is a strategy; federated: FedAvg is one
     {"run"},
     {"report", "baselines", "labs", "learned"},  # report may import run and training
     {"api"},  # train / evaluate / load / finetune, built on run, training, transfer and report

@@ -39,6 +39,7 @@ PLURALS = {
     "tool": "tools",  # what acts on a finished run: analyses and transformations (tools/)
     "learned": "learned",  # objects fitted on data under scikit-learn's contract (learned/)
     "attack": "attacks",  # adversarial attacks on any classifier model(x) -> logits (attacks/)
+    "client_split": "client_splits",  # how federated training divides data among clients (federated/splits.py)
 }
 KINDS = tuple(PLURALS)
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -158,6 +159,7 @@ register_key_map = REGISTRIES["key_map"].register
 register_tool = REGISTRIES["tool"].register
 register_learned = REGISTRIES["learned"].register
 register_attack = REGISTRIES["attack"].register
+register_client_split = REGISTRIES["client_split"].register
 
 
 def registry(kind: str) -> Registry:

@@ -160,7 +160,10 @@ class Trainer:
             if s.should_stop:
                 break
         if ran:  # an epoch resumed at its very end ran nothing and keeps its restored metrics
-            s.train_metrics = {**self.strategy.reduce(task.compute_metrics("train")), **self.strategy.epoch_metrics()}
+            s.train_metrics = self.strategy.reduce(task.compute_metrics("train"))
+        # What the strategy adds (DP-SGD's epsilon; a federated server, which trains no batch itself,
+        # its clients' loss) comes even from an epoch that ran no batch here.
+        s.train_metrics = {**s.train_metrics, **self.strategy.epoch_metrics()}
         self._hook("on_train_epoch_end")
 
     def _batches(self, loader: DataLoader) -> Iterable[Any]:
