@@ -94,7 +94,7 @@ def test_resolved_recipe_round_trips_through_yaml(tiny_recipe: dict) -> None:
 
 
 def test_misspelled_strategy_and_precision_suggest_the_closest(tiny_recipe: dict) -> None:
-    with pytest.raises(ConfigError, match=r"trainer\.strategy: unknown strategy 'dpp'; did you mean ddp\? \(choices: auto, ddp, dp_sgd, fsdp, single"):
+    with pytest.raises(ConfigError, match=r"trainer\.strategy: unknown strategy 'dpp'; did you mean ddp\? \(choices: auto, ddp, dp_sgd, fedavg, fsdp, single"):
         load_recipe(tiny_recipe, ["trainer.strategy=dpp"])
     with pytest.raises(ConfigError, match=r"trainer\.precision: unknown precision 'bf61'; did you mean bf16\?"):
         load_recipe(tiny_recipe, ["trainer.precision=bf61"])

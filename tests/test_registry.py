@@ -58,7 +58,8 @@ def test_get_imports_only_the_defining_module() -> None:
 @pytest.mark.parametrize(
     ("plural", "names"),
     [
-        ("strategies", {"single", "ddp", "fsdp", "dp_sgd"}),
+        ("strategies", {"single", "ddp", "fsdp", "dp_sgd", "fedavg"}),
+        ("client_splits", {"iid", "shards", "dirichlet"}),
         ("precisions", {"fp32", "bf16", "fp16"}),
         ("finetune_strategies", {"feature_extraction", "fine_tuning", "gradual_unfreezing"}),
         ("key_maps", {"timm_resnet", "timm_vit"}),
