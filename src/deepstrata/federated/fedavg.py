@@ -56,6 +56,8 @@ from deepstrata.training.strategy import SingleProcess, launched_by_torchrun
 # How long a client rank waits for the server's next message (the server validates and writes
 # checkpoints between rounds) before it concludes the server is gone.
 SERVER_TIMEOUT_S = 3600.0
+# Values after the update in each client's packed vector: weight, loss x examples, examples, drift, 1.
+PACKED_TAIL = 5
 
 
 class RoundLoader:
@@ -248,12 +250,12 @@ class FederatedAveraging(SingleProcess):
         return client_contribution(update, self.sizes[k], loss, self.client_clip_norm)
 
     @staticmethod
-    def _report(c: Contribution) -> list[float]:
-        """What the server may learn of a client besides the masked sum: its loss, size and drift (update norm)."""
-        return [c.loss, float(c.examples), c.update_norm]
-
-    def _packed(self, c: Contribution) -> torch.Tensor:
-        return torch.cat([c.weighted_update, torch.tensor([c.weight], dtype=torch.float64)])
+    def _packed(c: Contribution) -> torch.Tensor:
+        """One vector per client, whose sum over clients is all the server needs (and, with secure
+        aggregation, all it learns): the weighted update, its weight, and for the log the summed
+        loss, examples, drift (update norm) and client count."""
+        tail = [c.weight, c.loss * c.examples, float(c.examples), c.update_norm, 1.0]
+        return torch.cat([c.weighted_update, torch.tensor(tail, dtype=torch.float64)])
 
     def _simulated_round(self, r: int) -> Iterator[Any]:
         skip, self.resume_skip = self.resume_skip, 0
@@ -261,8 +263,8 @@ class FederatedAveraging(SingleProcess):
         if p is None or p["round"] != r:
             skip = 0
             g = flatten(self.model, self.keys)
-            p = self.pending = {"round": r, "global": g, "sum": torch.zeros(g.numel() + 1, dtype=torch.float64),
-                                "masked": torch.zeros(g.numel() + 1, dtype=torch.int64), "done": [], "losses": []}
+            p = self.pending = {"round": r, "global": g, "sum": torch.zeros(g.numel() + PACKED_TAIL, dtype=torch.float64),
+                                "masked": torch.zeros(g.numel() + PACKED_TAIL, dtype=torch.int64), "done": []}
         chosen = self.choose(r)
         position = 0
         for k in chosen:
@@ -285,18 +287,18 @@ class FederatedAveraging(SingleProcess):
             else:
                 p["sum"] += packed
             p["done"].append(k)
-            p["losses"].append(self._report(c))
             position += batches
         if self.secure and chosen:
             total = secure.decode(p["masked"].numpy().astype(np.uint64))
         else:
             total = p["sum"]
-        self._finish(r, p["global"], total, chosen, chosen, p["losses"])
+        self._finish(r, p["global"], total, chosen, chosen)
         self.pending = None
 
-    def _finish(self, r: int, global_vector: torch.Tensor, total: torch.Tensor, chosen: list[int], received: list[int], losses: list[list[float]]) -> None:
-        """Aggregate the round's sums into the new global model and note what happened."""
-        update_sum, weight = total[:-1], float(total[-1])
+    def _finish(self, r: int, global_vector: torch.Tensor, total: torch.Tensor, chosen: list[int], received: list[int]) -> None:
+        """Aggregate the round's sums (of `_packed` vectors) into the new global model and note what happened."""
+        update_sum = total[:-PACKED_TAIL]
+        weight, loss_sum, examples, drift_sum, count = (float(v) for v in total[-PACKED_TAIL:])
         if self.private:
             expected = self.fraction * self.clients
             generator = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, r, 2018]).integers(2**62)))
@@ -308,11 +310,10 @@ class FederatedAveraging(SingleProcess):
         else:
             new = global_vector  # nobody answered: the model stays
         assign(self.model, self.keys, new)
-        examples = sum(n for _, n, _ in losses)
         self.last = {"federated/clients": float(len(received)), "federated/dropped": float(len(chosen) - len(received))}
-        if examples:
-            self.last["federated/client_loss"] = sum(loss * n for loss, n, _ in losses) / examples
-            self.last["federated/client_drift"] = sum(d for _, _, d in losses) / len(losses)  # mean ||w_k - w_global||
+        if examples > 0.5:
+            self.last["federated/client_loss"] = loss_sum / examples
+            self.last["federated/client_drift"] = drift_sum / round(count)  # mean ||w_k - w_global||
         self.rounds_done = r + 1
 
     # ------------------------------------------------------------------ ranks
@@ -324,7 +325,7 @@ class FederatedAveraging(SingleProcess):
         ch.put_tensors(f"{r}/global", {"w": g})
         ch.put_json(f"{r}/chosen", chosen)
         deadline = time.monotonic() + self.client_timeout_s
-        received, losses, parts = [], [], []
+        received, parts = [], []
         for k in chosen:
             got = ch.get_tensors(f"{r}/update/{k}", max(0.0, deadline - time.monotonic()))
             if got is None:
@@ -333,7 +334,6 @@ class FederatedAveraging(SingleProcess):
                       "dropped from this round", file=sys.stderr, flush=True)
                 continue
             received.append(k)
-            losses.append([float(v) for v in got["meta"]])
             parts.append(got["u"])
         if self.secure:
             if received and len(received) == len(chosen):
@@ -343,11 +343,11 @@ class FederatedAveraging(SingleProcess):
                     print(f"fedavg: round {r}: secure aggregation without dropout recovery cannot remove the masks of the "
                           f"{len(chosen) - len(received)} missing clients; the round is discarded", file=sys.stderr, flush=True)
                     self.discarded.append(r)
-                total = torch.zeros(g.numel() + 1, dtype=torch.float64)
-                received, losses = [], []
+                total = torch.zeros(g.numel() + PACKED_TAIL, dtype=torch.float64)
+                received = []
         else:
-            total = sum(parts, torch.zeros(g.numel() + 1, dtype=torch.float64))
-        self._finish(r, g, total, chosen, received, losses)
+            total = sum(parts, torch.zeros(g.numel() + PACKED_TAIL, dtype=torch.float64))
+        self._finish(r, g, total, chosen, received)
         ch.put_tensors(f"{r}/result", {"w": flatten(self.model, self.keys)})
         if r > 0:  # the previous round's values are no longer needed by anyone
             for key in [f"{r - 1}/global", f"{r - 1}/chosen", f"{r - 1}/result", *(f"{r - 1}/update/{k}" for k in self.choose(r - 1))]:
@@ -375,7 +375,7 @@ class FederatedAveraging(SingleProcess):
                 peers = {j: v for j, v in peers.items() if v is not None}
                 masked = self.maskers[k].mask(secure.encode(packed), peers, context=f"round {r}".encode())
                 packed = torch.from_numpy(masked.astype(np.int64))
-            ch.put_tensors(f"{r}/update/{k}", {"u": packed, "meta": torch.tensor(self._report(c), dtype=torch.float64)})
+            ch.put_tensors(f"{r}/update/{k}", {"u": packed})
         result = ch.get_tensors(f"{r}/result", SERVER_TIMEOUT_S)
         if result is None:
             raise UserError(f"fedavg client {k}: the server (rank 0) sent no result of round {r} within {SERVER_TIMEOUT_S:g} s")
