@@ -26,7 +26,7 @@ LAYERS: list[set[str]] = [
     {"tasks"},
     {"training", "transfer", "experiment", "predictor", "privacy", "federated"},  # transfer learning is training with a pretrained start; privacy: DP-SGD is a strategy; federated: FedAvg is one
     {"run"},
-    {"report", "baselines", "labs", "learned"},  # report may import run and training
+    {"report", "baselines", "labs", "learned", "export"},  # report may import run and training; export writes a run's model as ONNX or .pt2
     {"api"},  # train / evaluate / load / finetune, built on run, training, transfer and report
     {"tools"},  # analyse or transform a finished run, through the API
     {"cli"},

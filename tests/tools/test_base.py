@@ -137,7 +137,7 @@ def test_an_analysis_writes_its_result_and_changes_nothing_else(register: Callab
     folder = result.result_dir
     assert folder.parent == run_copy.path / "tools" / "t_count_rows"
     saved = json.loads((folder / "result.json").read_text())
-    assert set(saved) == {"tool", "kind", "args", "metrics", "tables", "summary", "created", "deepstrata_version", "figures", "learned"}
+    assert set(saved) == {"tool", "kind", "args", "metrics", "tables", "summary", "created", "deepstrata_version", "figures", "learned", "files"}
     assert saved["args"] == {"split": "test", "scale": 2.0} and saved["kind"] == "analysis" and saved["figures"] == ["dummy.png"]
     assert (folder / "dummy.png").read_bytes().startswith(b"\x89PNG")
     again = run_copy.apply("t_count_rows")

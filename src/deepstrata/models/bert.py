@@ -55,7 +55,9 @@ class BertEncoder(nn.Module):
         pad = padding_mask(tokens, self.pad_id)
         pad = pad & ~pad.all(dim=1, keepdim=True)  # an all-padding row attends to itself rather than to nothing
         x = self.dropout(self.embed_norm(self.pos(self.tok_embed(tokens))))
-        return self.blocks(x, key_padding_mask=pad if pad.any() else None), pad
+        # Exported graphs always take the mask: whether a batch holds padding is known only at run time.
+        masked = torch.compiler.is_exporting() or bool(pad.any())
+        return self.blocks(x, key_padding_mask=pad if masked else None), pad
 
 
 

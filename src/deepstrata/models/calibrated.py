@@ -59,8 +59,13 @@ class CalibrationMap(nn.Module):
         """Each column k of p through class k's table."""
         x, y = self.x.to(p.dtype), self.y.to(p.dtype)
         m = x.shape[1]
-        # index of the last knot <= p, per class: searchsorted over each class's row.
-        idx = torch.searchsorted(x.contiguous(), p.T.contiguous(), right=True).T - 1  # (N, K) in [-1, M-1]
+        # index of the last knot <= p, per class: searchsorted over each class's row. ONNX has no
+        # searchsorted, so an exported graph counts the knots <= p instead (the same index for
+        # increasing rows, at N x K x M memory: fine for a served batch, not for a whole split).
+        if torch.compiler.is_exporting():
+            idx = (x[None, :, :] <= p[:, :, None]).sum(dim=2) - 1
+        else:
+            idx = torch.searchsorted(x.contiguous(), p.T.contiguous(), right=True).T - 1  # (N, K) in [-1, M-1]
         lo = idx.clamp(0, m - 1)
         rows = torch.arange(x.shape[0], device=p.device).expand_as(lo)
         x0, y0 = x[rows, lo], y[rows, lo]

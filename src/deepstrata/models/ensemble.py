@@ -46,9 +46,10 @@ class EnsembleModel(nn.Module):
     def member_log_probs(self, *inputs: Any) -> torch.Tensor:
         """(M, N, K): log softmax of each member's output on the same inputs."""
         outs = [torch.log_softmax(member(*inputs), dim=-1) for member in self.members]
-        shapes = {tuple(o.shape) for o in outs}
-        if len(shapes) != 1:
-            raise UserError(f"ensemble members disagree on the output shape ({sorted(shapes)}); members must predict the same classes")
+        # Compared as a list, not a set: under torch.export the batch size is a symbol, which cannot be hashed.
+        shapes = [tuple(o.shape) for o in outs]
+        if any(shape != shapes[0] for shape in shapes[1:]):
+            raise UserError(f"ensemble members disagree on the output shape ({shapes}); members must predict the same classes")
         return torch.stack(outs)
 
     def forward(self, *inputs: Any) -> torch.Tensor:

@@ -117,6 +117,7 @@ class GAT(nn.Module):
 
 @register_model(
     "gat",
+    not_exportable="a graph's node and edge counts change with every input and its edge indices are checked as Python numbers; torch.export would fix both to the example graph",
     example={"input_shape": [5, 4], "edge_index": EXAMPLE_EDGES, "kwargs": {"in_features": 4, "num_classes": 3, "hidden": 4, "heads": 2}},
 )
 def gat(

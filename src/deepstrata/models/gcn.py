@@ -97,6 +97,7 @@ EXAMPLE_EDGES = [[0, 1, 1, 2, 2, 3, 3, 4, 4, 0, 0, 2], [1, 0, 2, 1, 3, 2, 4, 3, 
 
 @register_model(
     "gcn",
+    not_exportable="a graph's node and edge counts change with every input and its edge indices are checked as Python numbers; torch.export would fix both to the example graph",
     example={"input_shape": [5, 4], "edge_index": EXAMPLE_EDGES, "kwargs": {"in_features": 4, "num_classes": 3}},
 )
 def gcn(*, in_features: int, num_classes: int, hidden: list[int] = [16], dropout: float = 0.5) -> GCN:  # noqa: B006

@@ -232,6 +232,7 @@ def _encoder(
 
 @register_model(
     "rnn_classifier",
+    not_exportable="it packs variable-length sequences (pack_padded_sequence) only when a batch holds padding, a branch on the data that torch.export cannot trace",
     example={"input_shape": [12], "dtype": "long", "vocab_size": 20, "kwargs": {"vocab_size": 20, "num_classes": 3, "hidden_size": 16, "embed_dim": 8}},
 )
 def rnn_classifier(
@@ -255,6 +256,7 @@ def rnn_classifier(
 
 @register_model(
     "rnn_tagger",
+    not_exportable="it packs variable-length sequences (pack_padded_sequence) only when a batch holds padding, a branch on the data that torch.export cannot trace",
     example={"input_shape": [12], "dtype": "long", "vocab_size": 20, "kwargs": {"vocab_size": 20, "num_classes": 5, "hidden_size": 16, "embed_dim": 8, "bidirectional": True}},
 )
 def rnn_tagger(

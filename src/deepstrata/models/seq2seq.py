@@ -237,6 +237,7 @@ class AttentionSeq2Seq(nn.Module):
 
 @register_model(
     "gru_attention_seq2seq",
+    not_exportable="translation is a greedy decoding loop whose length depends on the outputs (`generate`); its forward is one teacher-forced step, and exporting the encoder and a decoder step separately is not built",
     example={
         "input_shape": [10],
         "dtype": "long",

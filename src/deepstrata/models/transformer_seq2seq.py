@@ -122,6 +122,7 @@ class TransformerSeq2Seq(nn.Module):
 
 @register_model(
     "transformer_seq2seq",
+    not_exportable="translation is a greedy decoding loop whose length depends on the outputs (`generate`); its forward is one teacher-forced step, and exporting the encoder and a decoder step separately is not built",
     example={"input_shape": [12], "dtype": "long", "vocab_size": 20, "kwargs": {"vocab_size": 20, "dim": 32, "num_heads": 2, "encoder_depth": 1, "decoder_depth": 1, "max_len": 16}},
 )
 def transformer_seq2seq(

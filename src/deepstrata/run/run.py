@@ -312,7 +312,7 @@ class Run:
         root = self.path / TOOLS_DIR
         if not root.is_dir():
             return []
-        folders = [root / tool] if tool is not None else sorted(p for p in root.iterdir() if p.is_dir())
+        folders = [root / tool] if tool is not None else sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))  # .<tool>-* : scratch
         out = []
         for folder in folders:
             for result in sorted(folder.glob(f"*/{RESULT}"), key=lambda p: _stamp_order(p.parent.name)):

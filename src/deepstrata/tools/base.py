@@ -48,6 +48,9 @@ class Analysis:
     `learned/` so that `saved_learned(run, tool, name)` rebuilds each one without refitting.
 
     The first table is the main one: the CLI prints it and report sections show it first.
+    `files` (name -> a file the tool wrote in a scratch folder, see `scratch_dir`) are moved into
+    the result folder under their names, which must stay inside it (an export's model.onnx and
+    its external data).
     """
 
     metrics: dict[str, float]
@@ -55,6 +58,7 @@ class Analysis:
     figures: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
     learned: list[Learned] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -212,6 +216,10 @@ def write_analysis(run: Run, name: str, args: Mapping[str, Any], analysis: Analy
     from deepstrata import __version__
     from deepstrata.run.atomic import atomic_write, atomic_write_text
 
+    from deepstrata.run.safe_paths import inside
+
+    for filename in analysis.files:  # refused before anything is written
+        inside(run.path / TOOLS_DIR / name / "result", filename, what="tool output file")
     folder = _new_stamped_dir(run.path / TOOLS_DIR / name)
     figure_files = []
     for stem, figure in analysis.figures.items():
@@ -223,6 +231,7 @@ def write_analysis(run: Run, name: str, args: Mapping[str, Any], analysis: Analy
     if len(set(names)) < len(names):
         raise TypeError(f"tool '{name}' returned learned objects {names}: two share a registered name, so one file would overwrite the other; return one of each")
     learned_files = [obj.save(folder / LEARNED_DIR).name for obj in analysis.learned]
+    moved = _move_files(folder, analysis.files)
     result = {
         "tool": name,
         "kind": "analysis",
@@ -232,11 +241,42 @@ def write_analysis(run: Run, name: str, args: Mapping[str, Any], analysis: Analy
         "summary": analysis.summary,
         "figures": figure_files,
         "learned": [f"{LEARNED_DIR}/{f}" for f in learned_files],
+        "files": moved,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "deepstrata_version": __version__,
     }
     atomic_write_text(folder / RESULT, json.dumps(result, indent=2) + "\n")
     return folder
+
+
+def scratch_dir(run: Run, name: str) -> Path:
+    """A fresh hidden folder under `RUN/tools/` for files an analysis returns in `Analysis.files`.
+
+    It is on the run's file system, so `write_analysis` moves the files rather than copying them,
+    and it is removed once they are moved; a tool that fails removes it itself.
+    """
+    import tempfile
+
+    base = run.path / TOOLS_DIR
+    base.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{name}-", dir=base))
+
+
+def _move_files(folder: Path, files: Mapping[str, Path]) -> list[str]:
+    """Move each returned file into `folder` under its name (checked to stay inside); remove emptied scratch folders."""
+    from deepstrata.run.safe_paths import inside
+
+    moved, sources = [], set()
+    for name, source in files.items():
+        target = inside(folder, name, what="tool output file")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(source), target)
+        moved.append(name)
+        sources.add(Path(source).parent)
+    for parent in sources:
+        if parent.name.startswith(".") and parent.parent.name == TOOLS_DIR and not any(parent.iterdir()):
+            parent.rmdir()
+    return moved
 
 
 def saved_learned(run: Run | str | Path, tool: str, name: str) -> Learned:
