@@ -60,6 +60,7 @@ def test_get_imports_only_the_defining_module() -> None:
     [
         ("strategies", {"single", "ddp", "fsdp", "dp_sgd", "fedavg"}),
         ("client_splits", {"iid", "shards", "dirichlet"}),
+        ("serving_backends", {"torch", "onnxruntime"}),
         ("precisions", {"fp32", "bf16", "fp16"}),
         ("finetune_strategies", {"feature_extraction", "fine_tuning", "gradual_unfreezing"}),
         ("key_maps", {"timm_resnet", "timm_vit"}),

@@ -40,6 +40,7 @@ PLURALS = {
     "learned": "learned",  # objects fitted on data under scikit-learn's contract (learned/)
     "attack": "attacks",  # adversarial attacks on any classifier model(x) -> logits (attacks/)
     "client_split": "client_splits",  # how federated training divides data among clients (federated/splits.py)
+    "serving_backend": "serving_backends",  # what runs a served model's forward pass: torch, onnxruntime (serving/backends.py)
 }
 KINDS = tuple(PLURALS)
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -160,6 +161,7 @@ register_tool = REGISTRIES["tool"].register
 register_learned = REGISTRIES["learned"].register
 register_attack = REGISTRIES["attack"].register
 register_client_split = REGISTRIES["client_split"].register
+register_serving_backend = REGISTRIES["serving_backend"].register
 
 
 def registry(kind: str) -> Registry:
