@@ -10,7 +10,10 @@ STAMP  := $(VENV)/.deepstrata-installed
 # Tests run on two worker processes; each keeps torch to one thread so they do not fight.
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test bench install clean-runs
+# The serving playground's test drives Debian's headless chromium (never downloaded at run time).
+SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: demo test bench install browser clean-runs
 
 install: $(STAMP)
 
@@ -25,8 +28,12 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(STRATA) train recipes/digits_cnn.yaml
 
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; }
+
 # The torchrun tests start their own processes; they run alone, after the parallel run.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -m "not distributed"
 	$(PY) -m pytest -q -p no:xdist -m distributed
 

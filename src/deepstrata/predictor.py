@@ -185,27 +185,47 @@ class Predictor:
         """
         if not path.is_file():
             raise UserError(f"input file '{path}' does not exist")
+        return self.image_input(_open(path))
+
+    def predict_image_bytes(self, data: bytes, *, top_k: int = 1) -> list[dict[str, Any]]:
+        """Predict from an encoded image (PNG, JPEG, ...) held in memory: a server's upload or a canvas."""
+        import io
+
+        if self.task.reads != "arrays":
+            raise UserError(self.task.predict_hint)
+        image, warnings = self.image_input(_open(io.BytesIO(data), what="the uploaded image"))
+        return self._rows(self._batch(image), [warnings], top_k)
+
+    def image_input(self, img: Any) -> tuple[np.ndarray, list[str]]:
+        """An opened PIL image -> (raw input in the dataset's units, warnings); see `read_image`."""
         shape = self.input_spec.get("shape", [1, 28, 28])
         if not self._reads_digits:
-            arr = np.asarray(_open(path, "L" if shape[0] == 1 else "RGB").resize((shape[-1], shape[-2])), dtype=np.float32)
+            arr = np.asarray(img.convert("L" if shape[0] == 1 else "RGB").resize((shape[-1], shape[-2])), dtype=np.float32)
             arr = arr / 255.0 * self._raw_max
             return (arr if arr.ndim == 2 else arr.transpose(2, 0, 1)), []
-        grey, rgb = _grey(_open(path))
+        grey, rgb = _grey(img)
         given, _ = to_light_ink(grey)
         fitted = fit_image(stretch_levels(given), self.image_fit)
         warnings = input_check.statistics_warnings(given, fitted, self.raw_stats, self.image_fit, rgb=rgb)
         return self._ink_out(fitted) * self._raw_max, warnings  # (frame, frame), as a grey image file always read
 
 
-def _open(path: Path, mode: str | None = None):
+MAX_IMAGE_PIXELS = 64_000_000  # larger images are refused before they are decoded
+
+
+def _open(source: Any, mode: str | None = None, *, what: str | None = None):
+    """A decoded PIL image from a path or a binary file object; unreadable or huge images are UserErrors."""
     from PIL import Image, UnidentifiedImageError
 
+    what = what or str(source)
     try:
-        img = Image.open(path)
+        img = Image.open(source)
+        if img.width * img.height > MAX_IMAGE_PIXELS:
+            raise UserError(f"{what}: {img.width}x{img.height} pixels is too large to read (at most {MAX_IMAGE_PIXELS:,} pixels)")
         img.load()
         return img.convert(mode) if mode else img
-    except (UnidentifiedImageError, OSError) as err:
-        raise UserError(f"{path}: cannot read the image ({err})") from None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as err:
+        raise UserError(f"{what}: cannot read the image ({err})") from None
 
 
 def _grey(img) -> tuple[np.ndarray, np.ndarray | None]:

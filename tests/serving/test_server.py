@@ -237,3 +237,43 @@ def test_names_default_to_the_recipe_and_must_be_unique(run_dir: Path) -> None:
     with pytest.raises(UserError, match="one --name per run"):
         open_models([run_dir, run_dir], names=["a"])
     assert [m.name for m in open_models([run_dir, run_dir], names=["a", "b"])] == ["a", "b"]
+
+
+def _digit_png(path: Path, index: int = 0) -> Path:
+    """A scikit-learn digit drawn as a 64x64 PNG, dark ink on white, as a user's scan might be."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    image = load_digits().images[index]
+    pixels = (255 - image / 16.0 * 255).astype(np.uint8)
+    Image.fromarray(pixels).resize((64, 64), Image.NEAREST).save(path)
+    return path
+
+
+def test_predict_reads_images_and_raw_arrays_through_the_runs_preprocessing(run_dir: Path, tmp_path: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    predictor = Run.open(run_dir).predictor()
+    png = _digit_png(tmp_path / "digit.png")
+    expected = predictor.predict_files([png], top_k=3)[0]
+    raw = load_digits().images[:2]
+    with serve_in_thread(open_models([run_dir])) as url:
+        index = httpx.post(f"{url}/v2/repository/index", json={}).json()
+        assert index == [{"name": "serve_cnn", "version": "1", "state": "READY"}]
+        reply = httpx.post(f"{url}/v2/models/serve_cnn/predict?top_k=3", content=png.read_bytes(), headers={"Content-Type": "image/png"})
+        row = reply.json()["predictions"][0]
+        assert reply.status_code == 200 and row["label"] == expected["label"] and [t["class_name"] for t in row["top_k"]] == [t["class_name"] for t in expected["top_k"]]
+        assert row["probability"] == pytest.approx(expected["probability"], abs=1e-6)
+        rows = httpx.post(f"{url}/v2/models/serve_cnn/predict", json={"inputs": raw.tolist()}).json()["predictions"]
+        assert [r["label"] for r in rows] == [r["label"] for r in predictor.predict(raw)]
+        for body, headers, reason in [
+            (b"not an image", {"Content-Type": "image/png"}, "cannot read the image"),
+            (b'{"texts": ["3 March"]}', {"Content-Type": "application/json"}, "reads arrays, not text"),
+            (b'{"inputs": [[1, 2], [3]]}', {"Content-Type": "application/json"}, "nested) list of numbers"),
+            (b'{"other": 1}', {"Content-Type": "application/json"}, '"inputs": raw arrays'),
+        ]:
+            reply = httpx.post(f"{url}/v2/models/serve_cnn/predict", content=body, headers=headers)
+            assert reply.status_code == 400 and reason in reply.json()["error"], reply.text
+        assert httpx.post(f"{url}/v2/models/serve_cnn/predict?top_k=0", content=png.read_bytes(), headers={"Content-Type": "image/png"}).status_code == 400
+        page = httpx.get(f"{url}/")
+        assert page.status_code == 200 and "deepstrata playground" in page.text

@@ -17,22 +17,27 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from deepstrata.errors import UserError
 from deepstrata.serving.backends import Backend
 from deepstrata.serving.batcher import DynamicBatcher, QueueFull
 from deepstrata.serving.limits import Limits, authorized, read_body
 from deepstrata.serving.metrics import ACCESS_LOG, ServerMetrics
-from deepstrata.serving.protocol import HEADER_LENGTH, ProtocolError, decode_request, encode_response, split_body, tensor_metadata
+from deepstrata.serving.protocol import HEADER_LENGTH, ProtocolError, decode_request, encode_response, no_constant, split_body, tensor_metadata
 
 VERSION = "1"
+PUBLIC = frozenset({"/", "/favicon.ico"})  # the playground page: static, no data; its requests carry the token
+PLAYGROUND = Path(__file__).with_name("playground") / "index.html"
 EXTENSIONS = ["binary_tensor_data"]
 
 
@@ -93,7 +98,7 @@ def create_app(models: list[ServedModel], *, limits: Limits | None = None, token
         start = time.perf_counter()
         path = request.url.path
         model = _model_of(path, table)
-        if not path.startswith("/v2/health/") and not authorized(request.headers.get("authorization"), token):
+        if not (path.startswith("/v2/health/") or path in PUBLIC) and not authorized(request.headers.get("authorization"), token):
             response: Response = error(401, "missing or wrong bearer token: send Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"})
         else:
             length = request.headers.get("content-length")
@@ -195,6 +200,49 @@ def create_app(models: list[ServedModel], *, limits: Limits | None = None, token
         except Exception as err:  # the model itself failed: a server fault, said plainly
             return error(500, f"the model failed on this batch: {type(err).__name__}: {str(err)[:300]}")
 
+    @app.post("/v2/repository/index")
+    async def repository_index() -> list[dict[str, str]]:
+        """Triton's model-repository index: every served model, its version and state."""
+        return [{"name": m.name, "version": VERSION, "state": "READY" if m.batcher is not None else "UNAVAILABLE"} for m in models]
+
+    predictors = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepstrata-predict")
+
+    @app.post("/v2/models/{name}/predict")
+    async def predict(name: str, request: Request) -> Response:
+        """Raw inputs in, readable rows out, through the run's own preprocessing (the Predictor).
+
+        An image body (Content-Type image/*): the image is made the way the training images were.
+        A JSON body: {"inputs": raw arrays as the dataset stores them} or {"texts": [...]} for a
+        text-reading run. Query: top_k (default 1). The Predictor runs the run's PyTorch model
+        whichever backend serves /infer.
+        """
+        served = lookup(name, None)
+        if isinstance(served, JSONResponse):
+            return served
+        try:
+            top_k = int(request.query_params.get("top_k", "1"))
+        except ValueError:
+            return error(400, "top_k must be an integer")
+        if not 1 <= top_k <= 1000:
+            return error(400, f"top_k must be between 1 and 1000, got {top_k}")
+        try:
+            body = await read_body(request.headers.get("content-length"), request.stream(), limits.max_body_bytes)
+        except ProtocolError as err:
+            return error(err.status, str(err))
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        loop = asyncio.get_running_loop()
+        try:
+            rows = await asyncio.wait_for(loop.run_in_executor(predictors, _predict, served, kind, body, top_k), limits.timeout_s)
+        except asyncio.TimeoutError:
+            return error(504, f"no answer within {limits.timeout_s:g} s (--timeout-s)")
+        except (UserError, ProtocolError) as err:
+            return error(400, str(err))
+        return JSONResponse({"model_name": name, "model_version": VERSION, "predictions": rows})
+
+    @app.get("/", response_class=HTMLResponse)
+    async def playground() -> HTMLResponse:
+        return HTMLResponse(PLAYGROUND.read_text(encoding="utf-8"))
+
     @app.get("/metrics")
     async def prometheus() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -202,6 +250,39 @@ def create_app(models: list[ServedModel], *, limits: Limits | None = None, token
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _predict(served: ServedModel, kind: str, body: bytes, top_k: int) -> list[dict[str, Any]]:
+    """The /predict work, in the predictor thread: load the Predictor once, then read the body."""
+    import json
+
+    if served.predictor is None:
+        from deepstrata.run.run import Run
+
+        if not served.run_dir:
+            raise UserError(f"model '{served.name}' was not opened from a run, so it has no preprocessing to predict with; use /infer")
+        served.predictor = Run.open(served.run_dir).predictor()
+    predictor = served.predictor
+    if kind.startswith("image/") or kind == "application/octet-stream":
+        return predictor.predict_image_bytes(body, top_k=top_k)
+    try:
+        payload = json.loads(body, parse_constant=no_constant)
+    except (ValueError, RecursionError) as err:
+        raise ProtocolError(f"send an image (Content-Type image/png, image/jpeg, ...) or JSON {{\"inputs\": [...]}} / {{\"texts\": [...]}}: {str(err)[:200]}") from None
+    if not isinstance(payload, dict) or not ({"inputs", "texts"} & payload.keys()):
+        raise ProtocolError('the JSON body must be {"inputs": raw arrays} or {"texts": ["..."]}')
+    if "texts" in payload:
+        texts = payload["texts"]
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts) or not 1 <= len(texts) <= 1024:
+            raise ProtocolError('"texts" must be a list of 1 to 1024 strings')
+        return predictor.predict_text(texts)
+    try:
+        raw = np.asarray(payload["inputs"], dtype=np.float32)
+    except (ValueError, TypeError):
+        raise ProtocolError('"inputs" must be a (nested) list of numbers') from None
+    if not np.isfinite(raw).all():
+        raise ProtocolError('"inputs" holds NaN or infinity; send finite numbers')
+    return predictor.predict(raw, top_k=top_k)
 
 
 def _model_of(path: str, table: dict[str, ServedModel]) -> str:

@@ -83,7 +83,7 @@ def split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any], 
             raise ProtocolError(f"Inference-Header-Content-Length is {n}, but the body holds {len(body)} bytes")
         json_part, binary = body[:n], body[n:]
     try:
-        header = json.loads(json_part, parse_constant=_no_constant)
+        header = json.loads(json_part, parse_constant=no_constant)
     except (ValueError, RecursionError) as err:
         raise ProtocolError(f"the request body is not valid JSON: {str(err)[:200]}") from None
     if not isinstance(header, dict):
@@ -91,7 +91,8 @@ def split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any], 
     return header, binary
 
 
-def _no_constant(name: str) -> Any:
+def no_constant(name: str) -> Any:
+    """json.loads' parse_constant: NaN and Infinity are not numbers a request may carry."""
     raise ValueError(f"{name} is not allowed in a request; send finite numbers")
 
 
