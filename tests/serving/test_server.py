@@ -277,3 +277,14 @@ def test_predict_reads_images_and_raw_arrays_through_the_runs_preprocessing(run_
         assert httpx.post(f"{url}/v2/models/serve_cnn/predict?top_k=0", content=png.read_bytes(), headers={"Content-Type": "image/png"}).status_code == 400
         page = httpx.get(f"{url}/")
         assert page.status_code == 200 and "deepstrata playground" in page.text
+
+
+def test_the_listening_socket_lets_asyncio_turn_nagle_off() -> None:
+    """asyncio sets TCP_NODELAY only on sockets created with IPPROTO_TCP; otherwise every response waits ~40 ms for a delayed ACK."""
+    from deepstrata.serving.server import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()

@@ -73,7 +73,7 @@ def create_app(models: list[ServedModel], *, limits: Limits | None = None, token
                 max_batch_size=limits.max_batch_size,
                 max_queue_delay_ms=limits.max_queue_delay_ms,
                 max_queue=limits.max_queue,
-                on_batch=lambda rows, n, name=m.name: (metrics.batch_size.labels(model=name).observe(rows), metrics.batch_requests.labels(model=name).observe(n)),
+                on_batch=lambda rows, n, seconds, name=m.name: metrics.batch(name, rows, n, seconds),
                 on_depth=gauge.set,
             )
             await m.batcher.start()
@@ -93,24 +93,7 @@ def create_app(models: list[ServedModel], *, limits: Limits | None = None, token
     app.state.models = table
     app.state.limits = limits
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Response:
-        start = time.perf_counter()
-        path = request.url.path
-        model = _model_of(path, table)
-        if not (path.startswith("/v2/health/") or path in PUBLIC) and not authorized(request.headers.get("authorization"), token):
-            response: Response = error(401, "missing or wrong bearer token: send Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"})
-        else:
-            length = request.headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > limits.max_body_bytes:
-                response = error(413, f"the body is {length} bytes; this server takes at most {limits.max_body_bytes} (--max-body-mb)")
-            else:
-                response = await call_next(request)
-        seconds = time.perf_counter() - start
-        metrics.observe(model, response.status_code, seconds)
-        client = request.client.host if request.client else "-"
-        ACCESS_LOG.info('%s "%s %s" %d %.2fms%s', client, request.method, path, response.status_code, seconds * 1000, f" model={model}" if model else "")
-        return response
+    app.add_middleware(Guard, table=table, token=token, limits=limits, metrics=metrics, state=app.state)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -250,6 +233,57 @@ def create_app(models: list[ServedModel], *, limits: Limits | None = None, token
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+class Guard:
+    """Pure ASGI middleware around every route: authentication, body-size and queue admission, metrics, access log.
+
+    Written against ASGI rather than as an `@app.middleware("http")` function so that a refused
+    request (401, 413, or 503 because its model's queue is full) costs no routing, no body read
+    and no extra task: under overload, refusing must stay much cheaper than serving.
+    """
+
+    def __init__(self, app: Any, *, table: dict[str, ServedModel], token: str | None, limits: Limits, metrics: ServerMetrics, state: Any):
+        self.app, self.table, self.token, self.limits, self.metrics, self.state = app, table, token, limits, metrics, state
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        path = scope["path"]
+        model = _model_of(path, self.table)
+        status = [500]
+
+        async def record(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        refusal = self._refusal(scope, path, model)
+        if refusal is not None:
+            await refusal(scope, receive, record)
+        else:
+            await self.app(scope, receive, record)
+        seconds = time.perf_counter() - start
+        self.metrics.observe(model, status[0], seconds)
+        client = scope.get("client")
+        ACCESS_LOG.info('%s "%s %s" %d %.2fms%s', client[0] if client else "-", scope["method"], path, status[0], seconds * 1000, f" model={model}" if model else "")
+
+    def _refusal(self, scope: dict[str, Any], path: str, model: str) -> JSONResponse | None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"] if k.lower() in (b"authorization", b"content-length")}
+        if not (path.startswith("/v2/health/") or path in PUBLIC) and not authorized(headers.get("authorization"), self.token):
+            return error(401, "missing or wrong bearer token: send Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"})
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.limits.max_body_bytes:
+            return error(413, f"the body is {length} bytes; this server takes at most {self.limits.max_body_bytes} (--max-body-mb)")
+        if model and path.endswith("/infer") and scope["method"] == "POST":
+            batcher = self.table[model].batcher
+            if self.state.draining:
+                return error(503, "the server is shutting down")
+            if batcher is not None and batcher.depth >= self.limits.max_queue:
+                return error(503, f"server busy: the queue holds {self.limits.max_queue} requests; retry later", {"Retry-After": "1"})
+        return None
 
 
 def _predict(served: ServedModel, kind: str, body: bytes, top_k: int) -> list[dict[str, Any]]:

@@ -76,7 +76,9 @@ class OnnxRuntimeBackend:
 
     platform = "onnxruntime_onnx"
 
-    def __init__(self, run: Run, *, threads: int = 0):
+    def __init__(self, run: Run, *, threads: int | None = None):
+        import torch
+
         from deepstrata.export.onnx_file import OnnxModel
         from deepstrata.tools.base import apply_tool
         from deepstrata.tools.export import latest_export
@@ -86,7 +88,8 @@ class OnnxRuntimeBackend:
             apply_tool("export", run, format="onnx")
             path = latest_export(run, "onnx")
         self.path = path
-        self.session = OnnxModel(path, threads=threads)
+        # The same thread count as the torch backend: the run's environment decides it.
+        self.session = OnnxModel(path, threads=torch.get_num_threads() if threads is None else threads)
         if self.session.signature is None:
             raise UserError(f"{path} carries no deepstrata signature; export the run again with strata export RUN --format onnx")
         self.signature = self.session.signature

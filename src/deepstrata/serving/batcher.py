@@ -40,8 +40,8 @@ class _Item:
 class DynamicBatcher:
     """One model's queue, batching loop and worker thread.
 
-    `on_batch(rows, requests)` is called for every forward pass (the metrics' batch-size
-    histogram); `on_depth(n)` whenever the queue's length changes.
+    `on_batch(rows, requests, seconds)` is called after every forward pass (the metrics'
+    batch-size and inference-time histograms); `on_depth(n)` whenever the queue's length changes.
     """
 
     def __init__(
@@ -51,7 +51,7 @@ class DynamicBatcher:
         max_batch_size: int,
         max_queue_delay_ms: float,
         max_queue: int,
-        on_batch: Callable[[int, int], None] | None = None,
+        on_batch: Callable[[int, int, float], None] | None = None,
         on_depth: Callable[[int], None] | None = None,
     ):
         if max_batch_size < 1 or max_queue < 1 or max_queue_delay_ms < 0:
@@ -59,7 +59,7 @@ class DynamicBatcher:
         self.backend = backend
         self.max_batch_size, self.max_queue = max_batch_size, max_queue
         self.delay = max_queue_delay_ms / 1000.0
-        self._on_batch = on_batch or (lambda rows, n: None)
+        self._on_batch = on_batch or (lambda rows, n, seconds: None)
         self._on_depth = on_depth or (lambda n: None)
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task | None = None
@@ -139,9 +139,10 @@ class DynamicBatcher:
         n_inputs = len(batch[0].inputs)
         merged = [np.concatenate([item.inputs[k] for item in batch]) if len(batch) > 1 else batch[0].inputs[k] for k in range(n_inputs)]
         rows = sum(i.rows for i in batch)
-        self._on_batch(rows, len(batch))
         try:
+            started = time.perf_counter()
             outputs = await loop.run_in_executor(self._worker, self.backend.infer, merged)
+            self._on_batch(rows, len(batch), time.perf_counter() - started)
             bad = [tuple(o.shape) for o in outputs if o.ndim == 0 or o.shape[0] != rows]
             if bad:
                 raise RuntimeError(f"the model gave outputs of shapes {bad} for {rows} rows; only batch-first outputs can be split back")

@@ -26,7 +26,13 @@ class ServerMetrics:
         self.latency = Histogram("deepstrata_request_duration_seconds", "Time from request to response, by model.", ["model"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.batch_size = Histogram("deepstrata_batch_size", "Rows in each forward pass, by model.", ["model"], buckets=BATCH_BUCKETS, registry=self.registry)
         self.batch_requests = Histogram("deepstrata_batch_requests", "Requests merged into each forward pass, by model.", ["model"], buckets=BATCH_BUCKETS, registry=self.registry)
+        self.inference = Histogram("deepstrata_inference_seconds", "Time of each forward pass, by model.", ["model"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.queue_depth = Gauge("deepstrata_queue_depth", "Requests waiting for a forward pass, by model.", ["model"], registry=self.registry)
+
+    def batch(self, model: str, rows: int, requests: int, seconds: float) -> None:
+        self.batch_size.labels(model=model).observe(rows)
+        self.batch_requests.labels(model=model).observe(requests)
+        self.inference.labels(model=model).observe(seconds)
 
     def observe(self, model: str, status: int, seconds: float) -> None:
         self.requests.labels(model=model, status=str(status)).inc()
