@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"run"},
     {"report", "baselines", "labs", "learned", "export"},  # report may import run and training; export writes a run's model as ONNX or .pt2
     {"api"},  # train / evaluate / load / finetune, built on run, training, transfer and report
-    {"tools", "serving"},  # analyse or transform a finished run, through the API; serve runs (over their exports)
+    {"tools", "serving", "compression"},  # analyse or transform a finished run, through the API; serve runs; compress them (distillation opens a teacher run)
     {"cli"},
 ]
 

@@ -95,6 +95,8 @@ def quiet() -> Iterator[None]:
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            # an RNN's cached _flat_weights are re-read from its parameters when traced: not the user's concern
+            warnings.filterwarnings("ignore", message=".*were assigned during export.*", category=UserWarning)
             yield
     finally:
         for lg, level in zip(loggers, levels):

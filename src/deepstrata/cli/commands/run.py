@@ -56,6 +56,28 @@ def register(app: typer.Typer) -> None:
             typer.echo(result.to_json())
 
     @app.command()
+    def distill(
+        teacher: Path = typer.Argument(..., help="A finished classification run: the teacher."),
+        recipe: Path = typer.Argument(..., help="The student's recipe, on the same data (e.g. recipes/mnist_student_mlp.yaml)."),
+        temperature: float = typer.Option(4.0, "--temperature", "-T", help="Softmax temperature of the soft targets."),
+        alpha: float = typer.Option(0.9, "--alpha", help="Weight of the soft-target term; 1 - alpha weighs the loss on the labels."),
+        set_: list[str] = typer.Option([], "--set", "-s", help="Override a recipe field: --set trainer.max_epochs=5 (repeatable)."),
+        as_json: bool = typer.Option(False, "--json", help='End with one JSON line: {"run_dir": ..., "metrics": {...}}.'),
+    ) -> None:
+        """Train the student recipe against a teacher run's soft targets (Hinton et al. 2015); same as task: {name: distillation, ...}."""
+        import json
+
+        from deepstrata import api
+
+        task = json.dumps({"name": "distillation", "teacher": str(teacher), "temperature": temperature, "alpha": alpha})
+        result = api.train(recipe, [f"task={task}", *set_])
+        _print_metrics("test metrics", result.metrics)
+        typer.echo(f"run: {result.run_dir}")
+        typer.echo(f"report: {result.run_dir / 'report.html'}")
+        if as_json:
+            typer.echo(result.to_json())
+
+    @app.command()
     def evaluate(
         run_dir: Path = typer.Argument(..., help="A finished run directory (runs/<recipe>/<timestamp>)."),
         split: str = typer.Option("test", help="Which split to evaluate: train, val or test."),
