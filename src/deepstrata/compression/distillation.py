@@ -55,8 +55,6 @@ class _Frozen:
 class DistillationTask(ClassificationTask):
     """Classification whose training loss also pulls the student towards a teacher run's soft targets."""
 
-    kind = "classification"
-
     def __init__(self, model: nn.Module, loss: nn.Module, metrics: dict[str, Any], *, teacher: str, temperature: float = 4.0, alpha: float = 0.9):
         super().__init__(model, loss, metrics)
         if temperature <= 0:

@@ -92,12 +92,18 @@ def write_onnx(
     return [path, *[inside(path.parent, loc, what="external-data file") for loc in locations]]
 
 
-def external_locations(path: Path) -> list[str]:
-    """The external-data files an ONNX file names, each checked to lie in the file's folder."""
+def _graph(path: Path) -> Any:
+    """The ONNX file's protobuf without its external weights (graph, metadata, tensor locations)."""
     import onnx
+
+    return onnx.load(str(path), load_external_data=False)
+
+
+def external_locations(path: Path, proto: Any = None) -> list[str]:
+    """The external-data files an ONNX file names, each checked to lie in the file's folder."""
     from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors, uses_external_data
 
-    proto = onnx.load(str(path), load_external_data=False)
+    proto = _graph(path) if proto is None else proto
     found: list[str] = []
     for tensor in _get_all_tensors(proto):
         if uses_external_data(tensor):
@@ -108,11 +114,9 @@ def external_locations(path: Path) -> list[str]:
     return found
 
 
-def read_metadata(path: Path) -> dict[str, Any]:
+def read_metadata(path: Path, proto: Any = None) -> dict[str, Any]:
     """The deepstrata entries of an ONNX file's metadata, JSON values decoded."""
-    import onnx
-
-    proto = onnx.load(str(path), load_external_data=False)
+    proto = _graph(path) if proto is None else proto
     out: dict[str, Any] = {}
     for entry in proto.metadata_props:
         if entry.key.startswith(META_PREFIX):
@@ -136,8 +140,10 @@ class OnnxModel:
         self.path = Path(path)
         if not self.path.is_file():
             raise UserError(f"'{self.path}' does not exist; export a run first: strata export RUN --format onnx")
-        external_locations(self.path)
-        self.metadata = read_metadata(self.path)
+        proto = _graph(self.path)  # read once: the location check, then the metadata
+        external_locations(self.path, proto)
+        self.metadata = read_metadata(self.path, proto)
+        del proto
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3

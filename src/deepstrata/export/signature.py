@@ -55,7 +55,7 @@ class Traced(nn.Module):
     def __init__(self, model: nn.Module, arity: int):
         super().__init__()
         if not 1 <= arity <= MAX_INPUTS:
-            raise UserError(f"export takes models of 1 to {MAX_INPUTS} tensor inputs; this one takes {arity}")
+            raise UserError(f"export takes models of 1 to {MAX_INPUTS} tensor inputs; this one takes {arity}: wrap it in a module whose forward takes at most {MAX_INPUTS} tensors and export that")
         self.model, self.arity = model, arity
 
     def forward(self, input_0: torch.Tensor, input_1: torch.Tensor | None = None, input_2: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:

@@ -53,6 +53,10 @@ class ServedModel:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class UnknownModel(LookupError):
+    """A route named a model or version this server does not serve (answered 404)."""
+
+
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
@@ -89,9 +93,6 @@ def create_app(models: list[ServedModel], *, limits: Limits | None = None, token
     app = FastAPI(title="deepstrata serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.ready = False
     app.state.draining = False
-    app.state.metrics = metrics
-    app.state.models = table
-    app.state.limits = limits
 
     app.add_middleware(Guard, table=table, token=token, limits=limits, metrics=metrics, state=app.state)
 
@@ -118,20 +119,23 @@ def create_app(models: list[ServedModel], *, limits: Limits | None = None, token
 
         return {"name": "deepstrata", "version": __version__, "extensions": EXTENSIONS}
 
-    def lookup(name: str, version: str | None) -> ServedModel | JSONResponse:
+    def lookup(name: str, version: str | None) -> ServedModel:
+        """The served model `name` (at `version`, when given); an unknown one answers 404 through `not_found`."""
         served = table.get(name)
         if served is None:
-            return error(404, f"unknown model '{name[:80]}'; this server serves: {', '.join(table)}")
+            raise UnknownModel(f"unknown model '{name[:80]}'; this server serves: {', '.join(table)}")
         if version is not None and version != VERSION:
-            return error(404, f"model '{name}' has only version {VERSION}, not '{version[:40]}'")
+            raise UnknownModel(f"model '{name}' has only version {VERSION}, not '{version[:40]}'")
         return served
+
+    @app.exception_handler(UnknownModel)
+    async def not_found(request: Request, exc: UnknownModel) -> JSONResponse:
+        return error(404, str(exc))
 
     @app.get("/v2/models/{name}")
     @app.get("/v2/models/{name}/versions/{version}")
     async def model_metadata(name: str, version: str | None = None) -> Any:
         served = lookup(name, version)
-        if isinstance(served, JSONResponse):
-            return served
         sig = served.backend.signature
         return {"name": name, "versions": [VERSION], "platform": served.backend.platform, "inputs": tensor_metadata(sig.inputs), "outputs": tensor_metadata(sig.outputs)}
 
@@ -139,8 +143,6 @@ def create_app(models: list[ServedModel], *, limits: Limits | None = None, token
     @app.get("/v2/models/{name}/versions/{version}/ready")
     async def model_ready(name: str, version: str | None = None) -> Any:
         served = lookup(name, version)
-        if isinstance(served, JSONResponse):
-            return served
         ok = served.batcher is not None and not app.state.draining
         return JSONResponse({"name": name, "ready": ok}, status_code=200 if ok else 503)
 
@@ -148,8 +150,6 @@ def create_app(models: list[ServedModel], *, limits: Limits | None = None, token
     @app.post("/v2/models/{name}/versions/{version}/infer")
     async def infer(name: str, request: Request, version: str | None = None) -> Response:
         served = lookup(name, version)
-        if isinstance(served, JSONResponse):
-            return served
         try:
             body = await read_body(request.headers.get("content-length"), request.stream(), limits.max_body_bytes)
             header, binary = split_body(body, request.headers.get(HEADER_LENGTH))
@@ -200,8 +200,6 @@ def create_app(models: list[ServedModel], *, limits: Limits | None = None, token
         whichever backend serves /infer.
         """
         served = lookup(name, None)
-        if isinstance(served, JSONResponse):
-            return served
         try:
             top_k = int(request.query_params.get("top_k", "1"))
         except ValueError:

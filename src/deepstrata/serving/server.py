@@ -78,6 +78,15 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def build_server(models: list[ServedModel], *, host: str, port: int, token: str | None, limits: Limits) -> tuple[DrainingServer, socket.socket, str]:
+    """(the uvicorn server around the app, its bound socket, the base URL): what `serve` and `serve_in_thread` run."""
+    app = create_app(models, limits=limits, token=token)
+    sock = bind(host, port)
+    url_host = f"[{host}]" if ":" in host else host
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=limits.drain_timeout_s, lifespan="on")
+    return DrainingServer(config, app), sock, f"http://{url_host}:{sock.getsockname()[1]}"
+
+
 def serve(
     models: list[ServedModel],
     *,
@@ -88,11 +97,8 @@ def serve(
     access_log: bool = True,
 ) -> int:
     """Serve until SIGTERM or Ctrl-C; returns 0 after a clean drain."""
-    limits = limits or Limits()
     token = token or os.environ.get(TOKEN_ENV) or None
-    app = create_app(models, limits=limits, token=token)
-    sock = bind(host, port)
-    bound = sock.getsockname()[1]
+    server, sock, url = build_server(models, host=host, port=port, token=token, limits=limits or Limits())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     access = logging.getLogger("deepstrata.serving.access")
@@ -101,10 +107,7 @@ def serve(
     access.propagate = False
     if not is_loopback(host):
         print(f"warning: listening on {host}, reachable from other machines{'' if token else ' with no --token'}", file=sys.stderr, flush=True)
-    url_host = f"[{host}]" if ":" in host else host
-    print(f"serving {', '.join(m.name for m in models)} at http://{url_host}:{bound}/v2 (backend {models[0].backend.platform}; Ctrl-C or SIGTERM drains and stops)", flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=limits.drain_timeout_s, lifespan="on")
-    server = DrainingServer(config, app)
+    print(f"serving {', '.join(m.name for m in models)} at {url}/v2 (backend {models[0].backend.platform}; Ctrl-C or SIGTERM drains and stops)", flush=True)
     server.run(sockets=[sock])
     return 0
 
@@ -133,10 +136,8 @@ def serve_in_thread(models: list[ServedModel], *, host: str = DEFAULT_HOST, port
     import time
     import urllib.request
 
-    app = create_app(models, limits=limits or Limits(), token=token)
-    sock = bind(host, port)
-    url = f"http://{host}:{sock.getsockname()[1]}"
-    server = DrainingServer(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=(limits or Limits()).drain_timeout_s), app)
+    limits = limits or Limits()
+    server, sock, url = build_server(models, host=host, port=port, token=token, limits=limits)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="deepstrata-serve", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -154,6 +155,6 @@ def serve_in_thread(models: list[ServedModel], *, host: str = DEFAULT_HOST, port
     try:
         yield url
     finally:
-        app.state.draining = True
+        server.app.state.draining = True
         server.should_exit = True
-        thread.join(timeout=(limits or Limits()).drain_timeout_s + 5)
+        thread.join(timeout=limits.drain_timeout_s + 5)

@@ -26,14 +26,10 @@ from deepstrata.tools.base import Derived, phase
 
 
 def _test_accuracy(run: Run, model) -> float:  # noqa: ANN001
-    from deepstrata.training.trainer import Trainer
+    from deepstrata.tools.predictions import split_logits
 
-    task = run.task()
-    task.model = model
-    metrics = Trainer(device="cpu").test(task, run.loader("test"))
-    if "test/accuracy" not in metrics:
-        raise UserError(f"prune: '{run.path}' reports no test accuracy; pruning is measured on classifiers")
-    return float(metrics["test/accuracy"])
+    logits, labels = split_logits(run, "test", model=model)
+    return float((logits.argmax(dim=1) == labels).float().mean())
 
 
 @register_tool("prune", kind="transformation")
@@ -68,8 +64,7 @@ def prune(run: Run, *, sparsity: float = 0.9, scope: Scope = "global", finetune_
         weights = Path(tmp) / "pruned.safetensors"
         save_file({k: v.detach().cpu().contiguous() for k, v in pruned.state_dict().items()}, str(weights))
         lr = float(run.recipe.optimizer.kwargs.get("lr", 1e-3)) * finetune_lr_scale
-        callbacks = [c.model_dump() if hasattr(c, "model_dump") else c for c in (run.config.get("callbacks") or [])]
-        callbacks = [c for c in callbacks if c.get("name") not in ("pretrained", "keep_sparsity")]
+        callbacks = [c for c in run.config.get("callbacks") or [] if c.get("name") not in ("pretrained", "keep_sparsity")]
         callbacks += [{"name": "pretrained", "source": str(weights), "keep_head": True}, {"name": "keep_sparsity"}]
         phase(f"prune: fine-tuning {finetune_epochs} epoch(s) at lr {lr:g} with the zeros held")
         result = api.train(

@@ -24,26 +24,22 @@ class KeepSparsity(Callback):
 
     def __init__(self) -> None:
         self.masks: dict[str, torch.Tensor] = {}
+        self._held: list[tuple[torch.nn.Parameter, torch.Tensor]] = []  # (parameter, its mask on its device)
 
     def on_fit_start(self, trainer: Any) -> None:
-        if self.masks:  # restored from a checkpoint
-            return
-        for name, p in trainer.task.model.named_parameters():
-            if p.dim() > 1 and bool((p == 0).any()):
-                self.masks[name] = p.detach() != 0
-
-    def _params(self, trainer: Any) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
         named = dict(trainer.task.model.named_parameters())
-        return [(named[n], m.to(named[n].device)) for n, m in self.masks.items() if n in named]
+        if not self.masks:  # a fresh run; a resumed one brought its masks from the checkpoint
+            self.masks = {n: p.detach() != 0 for n, p in named.items() if p.dim() > 1 and bool((p == 0).any())}
+        self._held = [(named[n], m.to(named[n].device)) for n, m in self.masks.items() if n in named]
 
     def on_before_optimizer_step(self, trainer: Any) -> None:
-        for p, keep in self._params(trainer):
+        for p, keep in self._held:
             if p.grad is not None:
                 p.grad.mul_(keep)
 
     @torch.no_grad()
     def on_train_batch_end(self, trainer: Any, output: Any) -> None:
-        for p, keep in self._params(trainer):
+        for p, keep in self._held:
             p.mul_(keep)
 
     def state_dict(self) -> dict[str, Any]:
