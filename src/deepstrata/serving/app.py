@@ -169,8 +169,8 @@ def create_app(models: list[ServedModel], *, limits: Limits | None = None, token
 
     async def _run(served: ServedModel, inputs: list[np.ndarray], rows: int) -> list[np.ndarray] | Response:
         assert served.batcher is not None
-        if app.state.draining:
-            return error(503, "the server is shutting down")
+        # No draining check here: the Guard refuses requests that arrive after SIGTERM, and one
+        # admitted before it (its body perhaps still arriving) is in flight and gets its answer.
         try:
             future = served.batcher.submit(inputs, rows)
         except QueueFull as err:
