@@ -21,12 +21,12 @@ LAYERS: list[set[str]] = [
     {"registry", "catalog"},
     {"config"},
     {"data", "transforms"},
-    {"nn", "losses", "metrics", "estimators", "scratch", "attacks"},  # building blocks that know no model
+    {"nn", "losses", "metrics", "estimators", "scratch", "attacks", "fairness"},  # building blocks that know no model; fairness: group metrics of predictions
     {"models", "optim"},
     {"tasks"},
     {"training", "transfer", "experiment", "predictor", "privacy", "federated"},  # transfer learning is training with a pretrained start; privacy: DP-SGD is a strategy; federated: FedAvg is one
     {"run"},
-    {"report", "baselines", "labs", "learned", "export"},  # report may import run and training; export writes a run's model as ONNX or .pt2
+    {"report", "baselines", "labs", "learned", "export", "explain"},  # report may import run and training; export writes a run's model as ONNX or .pt2; explain: attribution methods on any model
     {"api"},  # train / evaluate / load / finetune, built on run, training, transfer and report
     {"tools", "serving", "compression"},  # analyse or transform a finished run, through the API; serve runs; compress them (distillation opens a teacher run)
     {"cli"},

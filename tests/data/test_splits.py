@@ -91,3 +91,32 @@ def test_test_split_is_untouched_until_the_final_test(tiny_recipe, monkeypatch) 
     api.train(tiny_recipe, extra_callbacks=[probe])
     assert probe.reads == 0, "training or validation read the test split"
     assert spies[0].reads >= len(spies[0]), "the final test read the whole test split"
+
+
+def test_attributes_follow_the_rows_of_every_split(monkeypatch) -> None:
+    """A descriptive column (a fairness group) is cut exactly like the inputs it describes."""
+    import numpy as np
+
+    from deepstrata.data.base import TensorData
+    from deepstrata.registry import DATASETS
+
+    x = torch.arange(200, dtype=torch.float32).view(100, 2)
+    y = torch.arange(100) % 2
+    tag = np.array([f"row{i}" for i in range(100)])
+    monkeypatch.setitem(DATASETS._items, "_attr_rows", lambda: TensorData(x=x, y=y, task="classification", attributes={"tag": tag}))
+    bundle = build_data("_attr_rows", seed=0, val_fraction=0.2, test_fraction=0.2)
+    for split in ("train", "val", "test"):
+        part = getattr(bundle, split)
+        assert list(bundle.attributes[split]["tag"]) == [f"row{int(part[i][0][0]) // 2}" for i in range(len(part))]
+
+
+def test_attributes_of_the_wrong_length_are_refused() -> None:
+    import numpy as np
+    import pytest
+
+    from deepstrata.data.base import TensorData
+    from deepstrata.errors import DataError
+
+    data = TensorData(x=torch.zeros(4, 1), y=torch.zeros(4, dtype=torch.long), task="classification", attributes={"sex": np.array(["a", "b"])})
+    with pytest.raises(DataError, match="attribute 'sex' has 2 values for 4 rows"):
+        data.validate("toy")

@@ -41,6 +41,10 @@ class TensorData:
         ids), filled in when the recipe leaves them out, like `num_classes`.
     artifacts: text files a run must keep next to its model to use it later, by file name
         (e.g. {"tokenizer.json": "..."}); `train` writes them into the run directory.
+    attributes / test_attributes: per-row descriptive columns that are not targets, by name,
+        each an (N,) array of strings aligned with the rows of x (test_x): the groups a fairness
+        audit compares (UCI Adult's "sex" and "race"). They may or may not also be features;
+        `build_data` cuts them along the same split (`DataBundle.attributes`).
     """
 
     x: torch.Tensor
@@ -54,11 +58,19 @@ class TensorData:
     standardize: bool = False
     model_defaults: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, np.ndarray] = field(default_factory=dict)
+    test_attributes: dict[str, np.ndarray] = field(default_factory=dict)
 
     def validate(self, name: str) -> None:
         """Fail before training when the arrays do not describe one consistent dataset."""
         if len(self.x) != len(self.y):
             raise DataError(f"dataset '{name}': {len(self.x)} inputs but {len(self.y)} targets")
+        for part, rows, columns in (("", len(self.x), self.attributes), ("test ", len(self.test_x) if self.test_x is not None else 0, self.test_attributes)):
+            for column, values in columns.items():
+                if len(values) != rows:
+                    raise DataError(f"dataset '{name}': {part}attribute '{column}' has {len(values)} values for {rows} rows")
+        if self.test_x is not None and set(self.attributes) != set(self.test_attributes):
+            raise DataError(f"dataset '{name}': the attributes of the training part ({sorted(self.attributes)}) and the official test part ({sorted(self.test_attributes)}) differ")
         if len(self.x) == 0:
             raise DataError(f"dataset '{name}' is empty")
         if self.task == "classification":
@@ -103,6 +115,8 @@ class DataBundle:
     split: dict[str, Any]
     extra_model_defaults: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
+    # split name -> attribute name -> (len(split),) strings, in the split's own row order
+    attributes: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def model_defaults(self) -> dict[str, Any]:
         """Arguments a model can take from the data when the recipe leaves them out."""
@@ -216,7 +230,22 @@ def build_data(
         split=split,
         extra_model_defaults=dict(data.model_defaults),
         artifacts=dict(data.artifacts),
+        attributes=_split_attributes(data, train_idx, val_idx, test_idx),
     )
+
+
+def _split_attributes(data: TensorData, train_idx: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray | None) -> dict[str, dict[str, np.ndarray]]:
+    """Each attribute column cut like the inputs: split -> name -> values in the split's row order."""
+    if not data.attributes:
+        return {}
+    columns = {name: np.asarray(values) for name, values in data.attributes.items()}
+    parts = {"train": train_idx, "val": val_idx}
+    out = {split: {name: values[idx] for name, values in columns.items()} for split, idx in parts.items()}
+    if test_idx is None:
+        out["test"] = {name: np.asarray(values) for name, values in data.test_attributes.items()}
+    else:
+        out["test"] = {name: values[test_idx] for name, values in columns.items()}
+    return out
 
 
 def _split(name: str, y: np.ndarray, fractions: list[float], *, seed: int, stratify: bool) -> list[np.ndarray]:
