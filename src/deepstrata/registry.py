@@ -41,6 +41,8 @@ PLURALS = {
     "attack": "attacks",  # adversarial attacks on any classifier model(x) -> logits (attacks/)
     "client_split": "client_splits",  # how federated training divides data among clients (federated/splits.py)
     "serving_backend": "serving_backends",  # what runs a served model's forward pass: torch, onnxruntime (serving/backends.py)
+    "explainer": "explainers",  # attribution methods: which parts of an input a prediction rests on (explain/)
+    "rule_action": "rule_actions",  # what a declared business rule does to a prediction: veto, override (tools/rules.py)
 }
 KINDS = tuple(PLURALS)
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -162,6 +164,8 @@ register_learned = REGISTRIES["learned"].register
 register_attack = REGISTRIES["attack"].register
 register_client_split = REGISTRIES["client_split"].register
 register_serving_backend = REGISTRIES["serving_backend"].register
+register_explainer = REGISTRIES["explainer"].register
+register_rule_action = REGISTRIES["rule_action"].register
 
 
 def registry(kind: str) -> Registry:

@@ -1,0 +1,1 @@
+"""Attribution methods: which parts of an input a prediction rests on (see explain/base.py)."""

@@ -1,0 +1,64 @@
+"""The explainer contract: which parts of an input a model's prediction rests on.
+
+Problem: saliency, Integrated Gradients, SHAP, LIME, Grad-CAM and attention rollout each come
+with their own call shape (a Captum class around the model, a layer to hook, a baseline, a
+number of samples), so every caller (the `explain` tool, the report, the faithfulness
+benchmark) would learn each one's quirks, and a new method would touch all of them.
+Idea: an explainer is a registered class built from typed keyword arguments (its settings:
+steps, samples, baseline) whose `attribute(model, x, target)` returns one attribution tensor per
+input, laid out so that it broadcasts against `x`: the same shape as `x` for pixel methods,
+(N, 1, H, W) for a map over an image's positions (Grad-CAM, attention rollout), (N, T) for a
+text model's tokens. Each registration says what it needs (`needs=`): "gradients" (any
+differentiable model), "forward" (only model outputs: KernelSHAP, LIME, occlusion),
+"feature_map" (a `Backbone` with an NCHW `forward_intermediates`), "attention" (a model with
+`attention_maps`), "tokens" (a text model over token ids), "concepts" (TCAV, which needs
+concept examples); `applies(model, x)` answers whether this explainer can explain that model,
+and `why_not(model, x)` says, in words, why not.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import nn
+
+from deepstrata.registry import REGISTRIES
+
+EXPLAINERS = REGISTRIES["explainer"]
+Need = Literal["gradients", "forward", "feature_map", "attention", "tokens", "concepts"]
+
+
+class Explainer:
+    """Base class of registered attribution methods; subclasses set `needs` and implement `attribute`.
+
+    `attribute(model, x, target)`: `model` maps a batch to logits (N, K) and is in eval mode; `x`
+    is a batch of model inputs (as the run's loader yields them); `target` is (N,) class indices
+    to explain (usually the predicted class). Returns a float tensor that broadcasts against
+    `x` (see the module docstring), detached, on `x`'s device. Explainers never change `model`'s
+    parameters or mode, and do not keep state between calls.
+    """
+
+    needs: ClassVar[Need] = "gradients"
+
+    def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def why_not(self, model: nn.Module, x: torch.Tensor) -> str | None:
+        """None when this explainer applies to `model` on inputs like `x`, else the reason in words."""
+        if self.needs in ("gradients", "feature_map", "attention", "concepts") and not torch.is_floating_point(x):
+            return f"{type(self).__name__} differentiates the model's inputs, but these are {x.dtype} ids; use a token method (layer_integrated_gradients) for text models"
+        return None
+
+    def applies(self, model: nn.Module, x: torch.Tensor) -> bool:
+        return self.why_not(model, x) is None
+
+
+def make_explainer(name: str, **kwargs: Any) -> Explainer:
+    """The registered explainer `name`, built from typed, validated keyword arguments."""
+    from deepstrata.registry import create
+
+    explainer = create("explainer", name, **kwargs)
+    if not isinstance(explainer, Explainer):  # pragma: no cover - a programming error in a registration
+        raise TypeError(f"explainer '{name}' must build an Explainer, got {type(explainer).__name__}")
+    return explainer
