@@ -62,3 +62,18 @@ def make_explainer(name: str, **kwargs: Any) -> Explainer:
     if not isinstance(explainer, Explainer):  # pragma: no cover - a programming error in a registration
         raise TypeError(f"explainer '{name}' must build an Explainer, got {type(explainer).__name__}")
     return explainer
+
+
+def check_batch(where: str, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """`target` as (N,) long class indices on `x`'s device, or a UserError saying what is wrong."""
+    from deepstrata.errors import UserError
+
+    target = torch.as_tensor(target, device=x.device).long().reshape(-1)
+    if x.dim() < 1 or target.shape[0] != x.shape[0]:
+        raise UserError(f"{where}: target must hold one class index per input ({x.shape[0] if x.dim() else 0}), got {tuple(target.shape)}")
+    return target
+
+
+def constant_baseline(x: torch.Tensor, value: float) -> torch.Tensor:
+    """The reference input every feature of which is `value` (0.0: the all-zeros input), shaped like `x`."""
+    return torch.full_like(x, float(value))

@@ -1,0 +1,133 @@
+"""Grad-CAM: where in the image the evidence for a class sits, from a convolutional feature map.
+
+Problem: pixel gradients are noisy and not class-discriminative at the scale of objects, while
+the last convolutional feature map holds the network's spatial evidence at a coarse resolution,
+with no say on which channels matter for which class.
+Idea: weigh each channel k of a feature map A (N, K, h, w) by the spatial mean of the class
+score's gradient, w_k = mean_ij d y_c / d A_kij, and keep the positive part of the weighted sum,
+ReLU(sum_k w_k A_k); upsample it bilinearly to the input (Selvaraju et al. 2017, "Grad-CAM").
+The map is read from any `Backbone` through its stages (the modules whose outputs
+`forward_intermediates` returns; default: the last one, the last feature map), so a model needs
+no Grad-CAM-specific code. Guided Grad-CAM multiplies the upsampled map by guided
+backpropagation's pixel gradients (Springenberg et al. 2015; Captum GuidedBackprop) for a
+fine-grained, class-discriminative map shaped like the input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from captum.attr import GuidedBackprop
+from torch import nn
+
+from deepstrata.errors import UserError
+from deepstrata.explain.base import Explainer, check_batch
+from deepstrata.models.base import Backbone
+from deepstrata.registry import register_explainer
+
+
+def feature_map_reason(model: nn.Module, x: torch.Tensor, stage: int) -> str | None:
+    """Why `model` has no NCHW feature map at `stage` for inputs like `x`, or None when it has one."""
+    if not isinstance(model, Backbone):
+        return f"{type(model).__name__} is not a deepstrata Backbone, so it exposes no feature map; Grad-CAM needs forward_intermediates"
+    if model.feature_format != "NCHW":
+        return (
+            f"{type(model).__name__}'s features are {model.feature_format}, not an NCHW feature map; Grad-CAM needs a "
+            "convolutional map (for a Vision Transformer use attention_rollout)"
+        )
+    if x.dim() != 4:
+        return f"Grad-CAM explains images (N, C, H, W), got inputs of shape {tuple(x.shape)}"
+    try:
+        stages = model.feature_stages()
+    except NotImplementedError as err:
+        return str(err)
+    if not -len(stages) <= stage < len(stages):
+        return f"{type(model).__name__} has {len(stages)} feature stages; choose stage in {-len(stages)}..{len(stages) - 1}, got {stage}"
+    return None
+
+
+def stage_activations_and_gradients(
+    model: Backbone, x: torch.Tensor, target: torch.Tensor, stage: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A, d score_target / d A): the stage's output (N, K, h, w) during model(x), and the target score's gradient there.
+
+    The stage output is caught by a forward hook on `feature_stages()[stage]`, the same tensor
+    `forward_intermediates(x, [stage])` returns; the sum of the N target scores is
+    differentiated (each example's score depends only on its own map).
+    """
+    module = model.feature_stages()[stage]
+    caught: list[torch.Tensor] = []
+
+    def catch(mod: nn.Module, args: Any, output: Any) -> None:
+        caught.append(output[0] if isinstance(output, tuple) else output)
+
+    hook = module.register_forward_hook(catch)
+    try:
+        with torch.enable_grad():
+            logits = model(x)
+            if not caught:
+                raise UserError(f"{type(model).__name__}'s stage {stage} did not run in forward(); its feature_stages() are not on the forward path")
+            activation = caught[-1]
+            score = logits.gather(1, target[:, None]).sum()
+            (gradient,) = torch.autograd.grad(score, activation)
+    finally:
+        hook.remove()
+    return activation.detach(), gradient.detach()
+
+
+def grad_cam_map(activation: torch.Tensor, gradient: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """ReLU(sum_k mean_ij(grad_k) A_k), (N, 1, h, w), upsampled bilinearly to `size`: (N, 1, H, W)."""
+    weights = gradient.mean(dim=(2, 3), keepdim=True)  # (N, K, 1, 1)
+    cam = F.relu((weights * activation).sum(dim=1, keepdim=True))  # (N, 1, h, w)
+    return F.interpolate(cam, size=size, mode="bilinear", align_corners=False)
+
+
+@register_explainer("grad_cam")
+class GradCAMExplainer(Explainer):
+    """Grad-CAM (Selvaraju et al. 2017) on a Backbone's feature stage `stage` (-1: the last feature map), (N, 1, H, W).
+
+    Needs a `deepstrata.models.base.Backbone` whose feature_format is "NCHW" (LeNet, small_cnn,
+    ResNet, VGG, ...); the map is upsampled bilinearly (align_corners=False) to the input size.
+    """
+
+    needs = "feature_map"
+
+    def __init__(self, *, stage: int = -1) -> None:
+        self.stage = stage
+
+    def why_not(self, model: nn.Module, x: torch.Tensor) -> str | None:
+        return super().why_not(model, x) or feature_map_reason(model, x, self.stage)
+
+    def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        reason = self.why_not(model, x)
+        if reason is not None:
+            raise UserError(f"grad_cam: {reason}")
+        target = check_batch("grad_cam", x, target)
+        activation, gradient = stage_activations_and_gradients(model, x, target, self.stage)  # type: ignore[arg-type]
+        return grad_cam_map(activation, gradient, (x.shape[-2], x.shape[-1]))
+
+
+@register_explainer("guided_grad_cam")
+class GuidedGradCAMExplainer(Explainer):
+    """Guided Grad-CAM (Selvaraju et al. 2017): the upsampled Grad-CAM map x guided backprop's gradients, shaped like x.
+
+    Guided backpropagation (Captum GuidedBackprop) passes only positive gradients back through
+    each `nn.ReLU` module; the map is broadcast over the input's channels.
+    """
+
+    needs = "feature_map"
+
+    def __init__(self, *, stage: int = -1) -> None:
+        self.stage = stage
+
+    def why_not(self, model: nn.Module, x: torch.Tensor) -> str | None:
+        return super().why_not(model, x) or feature_map_reason(model, x, self.stage)
+
+    def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        cam = GradCAMExplainer(stage=self.stage).attribute(model, x, target)
+        target = check_batch("guided_grad_cam", x, target)
+        with torch.enable_grad():
+            guided = GuidedBackprop(model).attribute(x, target=target).detach()
+        return guided * cam
