@@ -37,6 +37,9 @@ class TensorData:
         per-feature (per-channel) lists.
     standardize: when True, `build_data` fits per-feature mean/std on the training rows only
         (x must be (N, F)), maps every split with them and folds them into `input_spec`.
+    numeric_features: with `standardize`, how many LEADING columns are numeric and get
+        standardised (None: all of them); the columns after them (categorical codes, see
+        data/categorical_table.py) pass unchanged and get mean 0, std 1 in `input_spec`.
     model_defaults: model arguments this data determines (e.g. {"vocab_size": 40} for token
         ids), filled in when the recipe leaves them out, like `num_classes`.
     artifacts: text files a run must keep next to its model to use it later, by file name
@@ -56,6 +59,7 @@ class TensorData:
     input_spec: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     standardize: bool = False
+    numeric_features: int | None = None
     model_defaults: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
     attributes: dict[str, np.ndarray] = field(default_factory=dict)
@@ -73,6 +77,8 @@ class TensorData:
             raise DataError(f"dataset '{name}': the attributes of the training part ({sorted(self.attributes)}) and the official test part ({sorted(self.test_attributes)}) differ")
         if len(self.x) == 0:
             raise DataError(f"dataset '{name}' is empty")
+        if self.numeric_features is not None and not (self.x.dim() == 2 and 0 <= self.numeric_features <= self.x.shape[1]):
+            raise DataError(f"dataset '{name}': numeric_features={self.numeric_features} does not fit inputs of shape {tuple(self.x.shape)}")
         if self.task == "classification":
             n = self.num_classes
             for part, y in (("train", self.y), ("test", self.test_y)):
@@ -193,10 +199,15 @@ def build_data(
         # Fitted on the training rows alone: validation and test rows never shape the statistics.
         from deepstrata.data.standardize import Standardize
 
-        scaler = Standardize().fit(x[torch.as_tensor(train_idx, dtype=torch.long)])
-        x = scaler.transform(x)
-        test_x = scaler.transform(test_x) if test_x is not None else None
-        input_spec.update(_compose_standardize(input_spec, scaler))
+        k = x.shape[1] if data.numeric_features is None else data.numeric_features
+        scaler = Standardize().fit(x[torch.as_tensor(train_idx, dtype=torch.long), :k])
+
+        def scaled(t: torch.Tensor) -> torch.Tensor:  # the leading k numeric columns; the rest as they are
+            return torch.cat([scaler.transform(t[:, :k]), t[:, k:]], dim=1)
+
+        x = scaled(x)
+        test_x = scaled(test_x) if test_x is not None else None
+        input_spec.update(_compose_standardize(input_spec, scaler, passthrough=x.shape[1] - k))
         split["standardized_on"] = "train"
     full = TensorDataset(x, data.y)
     if test_idx is None:
@@ -263,13 +274,15 @@ def _sha256(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def _compose_standardize(spec: dict[str, Any], scaler: Any) -> dict[str, Any]:
+def _compose_standardize(spec: dict[str, Any], scaler: Any, *, passthrough: int = 0) -> dict[str, Any]:
     """Fold z = (x - m) / s into the spec's x = (raw * scale - mean0) / std0.
 
     z = (raw * scale - (mean0 + m * std0)) / (std0 * s), so prediction applies one map.
+    `passthrough` trailing columns were not standardised: m = 0, s = 1 for them.
     """
     mean0, std0 = float(spec.get("mean", 0.0)), float(spec.get("std", 1.0))
     stats = scaler.to_spec()
+    stats = {"mean": stats["mean"] + [0.0] * passthrough, "std": stats["std"] + [1.0] * passthrough}
     return {
         "mean": [mean0 + m * std0 for m in stats["mean"]],
         "std": [std0 * s for s in stats["std"]],
