@@ -1,10 +1,13 @@
-"""`strata <tool> RUN_DIR [--arg value ...] [--set arg=value] [--json]`: one command per registered tool.
+"""`strata <tool> RUN_DIR [INPUT ...] [--arg value ...] [--set arg=value] [--json]`: one command per registered tool.
 
 Problem: a command written by hand for every tool repeats the same parsing, error handling and
 printing, and a new tool is unusable from the shell until someone writes its command.
 Idea: the commands are made from the catalogue (read from the source, so `strata --help` imports
 nothing heavy); each command's options are made from the tool's signature only when that command
 runs or shows its help, and values are YAML-parsed like recipe overrides (`--batch-sizes 1,32`).
+A tool that registers `positional="<param>"` (a `list[str]` argument, e.g. `strata explain RUN
+a.png b.png`) takes the words after RUN_DIR that are not options as that argument, verbatim;
+every other tool refuses stray words as before.
 """
 
 from __future__ import annotations
@@ -29,7 +32,12 @@ class ToolCommand(TyperCommand):
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         hints = _tool_hints(self.tool_name)
-        lines = [f"{_option_form(p, hints)}  {_option_help(p, hints)}" for p in _parameters(self.tool_name)]
+        positional = positional_parameter(self.tool_name)
+        params = [p for p in _parameters(self.tool_name) if p.name != positional]
+        lines = [f"{_option_form(p, hints)}  {_option_help(p, hints)}" for p in params]
+        if positional:
+            words = positional.upper()
+            lines.insert(0, f"{words}...  words after RUN_DIR that are not options (or --{positional.replace('_', '-')} a,b); {_type_words(hints.get(positional))}.")
         doc = inspect.getdoc(_tool_object(self.tool_name)) or ""
         details = doc.split("\n\n", 1)[1] if "\n\n" in doc else ""
         text = "\n\n".join(["Tool options (after RUN_DIR):", *lines, *([details] if details else [])])
@@ -79,7 +87,7 @@ def _make_command(name: str) -> Any:
     return command
 
 
-def run_tool(name: str, run_dir: Path, *, options: dict[str, str], overrides: Sequence[str], as_json: bool) -> None:
+def run_tool(name: str, run_dir: Path, *, options: dict[str, str | list[str]], overrides: Sequence[str], as_json: bool) -> None:
     """Parse the arguments, apply the tool (phases on stderr), print its main table and where it wrote."""
     from deepstrata import api
     from deepstrata.config import apply_override
@@ -94,7 +102,7 @@ def run_tool(name: str, run_dir: Path, *, options: dict[str, str], overrides: Se
         if key in sequences and isinstance(value, str):
             raw[key] = _split_list(value)
     for key, text in options.items():
-        raw[key] = _parse_value(text, sequence=key in sequences)
+        raw[key] = list(text) if isinstance(text, list) else _parse_value(text, sequence=key in sequences)  # positional words: verbatim
     if not Path(run_dir).is_dir() and any(Path(str(v)).is_dir() for v in options.values()):
         from deepstrata.errors import UserError
 
@@ -125,21 +133,32 @@ def _tool_object(name: str) -> Any:
     return REGISTRIES["tool"].get(name)
 
 
-def parse_options(name: str, args: list[str]) -> dict[str, str]:
+def parse_options(name: str, args: list[str]) -> dict[str, str | list[str]]:
     """`--batch-sizes 1,32 --repeats=3 --flag --no-other` -> {"batch_sizes": "1,32", "repeats": "3", ...} (raw text).
 
-    Unknown options and stray words raise a one-line ConfigError naming the closest option.
+    Unknown options raise a one-line ConfigError naming the closest option. Stray words do too,
+    unless the tool registered `positional="<param>"`: then they (and every word after `--`) are
+    that parameter's list, verbatim (file names are not YAML).
     """
     from deepstrata.errors import ConfigError, did_you_mean
 
+    positional = positional_parameter(name)
+    words: list[str] = []
     params = {p.name: p for p in _parameters(name)}
     hints = _tool_hints(name)
     flags = {n for n, p in params.items() if hints.get(n, p.annotation) in (bool, "bool")}
     known = sorted([f"--{n.replace('_', '-')}" for n in params] + [f"--no-{n.replace('_', '-')}" for n in sorted(flags)] + ["--set", "--json"])
-    out: dict[str, str] = {}
+    out: dict[str, str | list[str]] = {}
     i = 0
     while i < len(args):
         token = args[i]
+        if positional and token == "--":
+            words.extend(args[i + 1 :])
+            break
+        if positional and not token.startswith("--"):
+            words.append(token)
+            i += 1
+            continue
         if not token.startswith("--") or token == "--":
             raise ConfigError(f"{name}: unexpected argument '{token}'; give RUN_DIR once, then options: strata {name.replace('_', '-')} RUN_DIR --option value")
         option, has_value, value = token.partition("=")
@@ -161,7 +180,29 @@ def parse_options(name: str, args: list[str]) -> dict[str, str]:
                 f"(options: {', '.join(known)}; `strata {name.replace('_', '-')} --help` describes them)"
             )
         i += 1
+    if words:
+        if positional in out:
+            flag = f"--{positional.replace('_', '-')}"
+            raise ConfigError(f"{name}: {positional} given twice, as words after RUN_DIR ({' '.join(words)}) and as {flag}; give one of them")
+        out[positional] = words
     return out
+
+
+def positional_parameter(name: str) -> str | None:
+    """The parameter the tool takes from words after RUN_DIR (its registration's `positional=`), or None.
+
+    Raises TypeError (a programming error) unless it names one of the tool's list arguments.
+    """
+    from deepstrata.registry import REGISTRIES
+
+    positional = REGISTRIES["tool"].meta(name).get("positional")
+    if positional is None:
+        return None
+    hints = _tool_hints(name)
+    param = next((p for p in _parameters(name) if p.name == positional), None)
+    if param is None or not _is_sequence(hints.get(param.name, param.annotation)):
+        raise TypeError(f"tool '{name}' registers positional={positional!r}, which must name one of its list[str] arguments")
+    return str(positional)
 
 
 def _parameters(name: str) -> list[inspect.Parameter]:
