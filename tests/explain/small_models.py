@@ -65,3 +65,13 @@ def tiny_vit(seed: int = 0) -> nn.Module:
 
     torch.manual_seed(seed)
     return vit(num_classes=10, image_size=8, patch_size=2, dim=16, depth=2, heads=2).eval()
+
+
+def tabular_mlp(features: int = 8, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
+    """(an MLP trained briefly on a synthetic table with an interaction and a square, its 512 rows)."""
+    from deepstrata.models.mlp import mlp
+
+    torch.manual_seed(seed)
+    x = torch.randn(512, features)
+    y = (x[:, 0] * x[:, 1] + x[:, 2] - x[:, 3] ** 2 + 0.5 * x[:, 4] > 0).long()
+    return train_briefly(mlp(in_features=features, num_classes=2, hidden=[32]), x, y, epochs=20, seed=seed), x

@@ -18,6 +18,8 @@ and `why_not(model, x)` says, in words, why not.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -77,3 +79,24 @@ def check_batch(where: str, x: torch.Tensor, target: torch.Tensor) -> torch.Tens
 def constant_baseline(x: torch.Tensor, value: float) -> torch.Tensor:
     """The reference input every feature of which is `value` (0.0: the all-zeros input), shaped like `x`."""
     return torch.full_like(x, float(value))
+
+
+@contextlib.contextmanager
+def seeded(seed: int, x: torch.Tensor) -> Iterator[None]:
+    """Run a sampling method's draws from torch's and numpy's global generators seeded with `seed`, then restore both.
+
+    Captum's samplers draw from the global generators (NoiseTunnel, KernelShap and Lime from
+    torch's, GradientShap also from numpy's), so a call is repeatable and leaves the caller's
+    random state as it was.
+    """
+    import numpy as np
+
+    state = np.random.get_state()
+    devices = [x.device] if x.device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            yield
+    finally:
+        np.random.set_state(state)

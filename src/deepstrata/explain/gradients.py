@@ -25,7 +25,7 @@ from captum.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Salien
 from torch import nn
 
 from deepstrata.errors import ConfigError
-from deepstrata.explain.base import Explainer, check_batch, constant_baseline
+from deepstrata.explain.base import Explainer, check_batch, constant_baseline, seeded
 from deepstrata.registry import register_explainer
 
 
@@ -118,8 +118,6 @@ class SmoothGradExplainer(Explainer):
             inner, extra = Saliency(model), {"abs": True}
         else:
             inner, extra = IntegratedGradients(model), {"baselines": torch.zeros_like(x), "n_steps": self.n_steps}
-        devices = [x.device] if x.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), torch.enable_grad():
-            torch.manual_seed(self.seed)
+        with seeded(self.seed, x), torch.enable_grad():
             out = NoiseTunnel(inner).attribute(x, nt_type="smoothgrad", nt_samples=self.samples, stdevs=sigma, target=target, **extra)
         return out.detach()
