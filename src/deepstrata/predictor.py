@@ -189,12 +189,17 @@ class Predictor:
 
     def predict_image_bytes(self, data: bytes, *, top_k: int = 1) -> list[dict[str, Any]]:
         """Predict from an encoded image (PNG, JPEG, ...) held in memory: a server's upload or a canvas."""
+        batch, warnings = self.image_bytes_input(data)
+        return self._rows(batch, [warnings], top_k)
+
+    def image_bytes_input(self, data: bytes) -> tuple[np.ndarray, list[str]]:
+        """An encoded image held in memory -> (a raw batch of one, (1, *shape), warnings); `preprocess` makes it a model input."""
         import io
 
         if self.task.reads != "arrays":
             raise UserError(self.task.predict_hint)
         image, warnings = self.image_input(_open(io.BytesIO(data), what="the uploaded image"))
-        return self._rows(self._batch(image), [warnings], top_k)
+        return self._batch(image), warnings
 
     def image_input(self, img: Any) -> tuple[np.ndarray, list[str]]:
         """An opened PIL image -> (raw input in the dataset's units, warnings); see `read_image`."""

@@ -67,6 +67,15 @@ def test_draw_and_upload_a_digit_in_headless_chromium(browser, tmp_path: Path) -
         assert shown == [t["class_name"] for t in answer["predictions"][0]["top_k"]]
         percents = [float(r.find_element(By.CLASS_NAME, "p").text.rstrip("%")) for r in browser.find_elements(By.CSS_SELECTOR, "#result tr.class-row")]
         assert percents == sorted(percents, reverse=True) and 0 < sum(percents) <= 100.2
+        # The Grad-CAM overlay of the same image is drawn beside: red where the map is high.
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-explained") == "grad_cam")
+        cam = httpx.post(f"{url}/v2/models/playground_cnn/explain", content=drawn, headers={"Content-Type": "image/png", "Authorization": "Bearer t0k"}).json()
+        assert cam["prediction"]["class_name"] == shown[0] and shown[0] in browser.find_element(By.ID, "explained").text
+        red = browser.execute_script(
+            "const c = document.getElementById('cam'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+            "let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] > d[i + 1] + 40) n++; return n;"
+        )
+        assert red > 0 and max(cam["map"]) == 1.0
         browser.save_screenshot(str(tmp_path / "playground.png"))
         assert (tmp_path / "playground.png").stat().st_size > 1000
         # Upload: a scikit-learn digit saved as a PNG file.

@@ -220,6 +220,31 @@ def create_app(models: list[ServedModel], *, limits: Limits | None = None, token
             return error(400, str(err))
         return JSONResponse({"model_name": name, "model_version": VERSION, "predictions": rows})
 
+    @app.post("/v2/models/{name}/explain")
+    async def explain(name: str, request: Request) -> Response:
+        """An image in; its predicted class and an attribution map over the input out (serving/explanation.py).
+
+        Query: method (a registered explainer, default grad_cam). The run's PyTorch model
+        explains, in the same thread as /predict, whichever backend serves /infer.
+        """
+        served = lookup(name, None)
+        method = request.query_params.get("method", "grad_cam")
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if not (kind.startswith("image/") or kind == "application/octet-stream"):
+            return error(400, f"send an image (Content-Type image/png, image/jpeg, ...) to /explain, not {kind or 'no Content-Type'}")
+        try:
+            body = await read_body(request.headers.get("content-length"), request.stream(), limits.max_body_bytes)
+        except ProtocolError as err:
+            return error(err.status, str(err))
+        loop = asyncio.get_running_loop()
+        try:
+            answer = await asyncio.wait_for(loop.run_in_executor(predictors, _explain, served, body, method), limits.timeout_s)
+        except asyncio.TimeoutError:
+            return error(504, f"no answer within {limits.timeout_s:g} s (--timeout-s)")
+        except (UserError, ProtocolError) as err:
+            return error(400, str(err))
+        return JSONResponse({"model_name": name, "model_version": VERSION, **answer})
+
     @app.get("/", response_class=HTMLResponse)
     async def playground() -> HTMLResponse:
         return HTMLResponse(PLAYGROUND.read_text(encoding="utf-8"))
@@ -284,17 +309,29 @@ class Guard:
         return None
 
 
-def _predict(served: ServedModel, kind: str, body: bytes, top_k: int) -> list[dict[str, Any]]:
-    """The /predict work, in the predictor thread: load the Predictor once, then read the body."""
-    import json
-
+def _predictor(served: ServedModel) -> Any:
+    """The run's Predictor, loaded on first use (in the predictor thread)."""
     if served.predictor is None:
         from deepstrata.run.run import Run
 
         if not served.run_dir:
             raise UserError(f"model '{served.name}' was not opened from a run, so it has no preprocessing to predict with; use /infer")
         served.predictor = Run.open(served.run_dir).predictor()
-    predictor = served.predictor
+    return served.predictor
+
+
+def _explain(served: ServedModel, body: bytes, method: str) -> dict[str, Any]:
+    """The /explain work, in the predictor thread."""
+    from deepstrata.serving.explanation import explain_image
+
+    return explain_image(_predictor(served), body, method=method)
+
+
+def _predict(served: ServedModel, kind: str, body: bytes, top_k: int) -> list[dict[str, Any]]:
+    """The /predict work, in the predictor thread: load the Predictor once, then read the body."""
+    import json
+
+    predictor = _predictor(served)
     if kind.startswith("image/") or kind == "application/octet-stream":
         return predictor.predict_image_bytes(body, top_k=top_k)
     try:
