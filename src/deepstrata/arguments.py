@@ -24,7 +24,7 @@ from deepstrata.errors import ConfigError, did_you_mean
 # Arguments the framework supplies itself (never written in a recipe).
 INJECTED = frozenset({"params", "optimizer", "model", "num_training_steps", "run_dir"})
 # Arguments the framework fills from the data when the recipe leaves them out.
-INFERRED = frozenset({"num_classes", "in_channels", "input_shape", "in_features", "out_features", "image_size", "vocab_size"})
+INFERRED = frozenset({"num_classes", "in_channels", "input_shape", "in_features", "out_features", "image_size", "vocab_size", "numeric_features", "categorical_cardinalities"})
 
 
 # The range every component's parameter of this name must lie in, whatever the component: a
