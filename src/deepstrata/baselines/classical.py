@@ -6,6 +6,10 @@ Oyallon & Varoquaux 2022, "Why do tree-based models still outperform deep learni
 data?"). Idea: fit standard scikit-learn models (linear/logistic regression, random forest,
 gradient boosting, SVM, k-NN) with their default settings on exactly the recipe's training rows,
 score them on exactly its test rows, and report score and fit time beside the deep model's.
+A table with categorical columns (`input_spec["categories"]`, data/categorical_table.py) is
+given to each model the way it reads categories: one-hot columns for the linear model, the
+SVM and k-NN, native categorical splits for gradient boosting (`categorical_features`); the
+random forest splits the codes as numbers. Binary classification also reports the AUROC.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class BaselineResult:
     value: float
     fit_time_s: float
     r2: float | None = None
+    auroc: float | None = None  # binary classification: area under the ROC curve of the positive class's score
 
 
 def _arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -49,28 +54,53 @@ def _arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
     return x.reshape(len(x), -1).double().numpy(), y.numpy()
 
 
-def _models(classification: bool, n_train: int, seed: int) -> dict[str, Any]:
-    from sklearn import ensemble, linear_model, neighbors, pipeline, preprocessing, svm
+def categorical_columns(input_spec: Mapping[str, Any]) -> list[int]:
+    """Indices of the categorical columns of a mixed table's x (none for other data)."""
+    columns = list(input_spec.get("columns") or [])
+    return [columns.index(c) for c in (input_spec.get("categories") or {}) if c in columns]
 
-    def scaled(model: Any) -> Any:  # linear models, SVMs and k-NN need standardised features
-        return pipeline.make_pipeline(preprocessing.StandardScaler(), model)
+
+def _models(classification: bool, n_train: int, seed: int, *, n_features: int = 0, categorical: Sequence[int] = ()) -> dict[str, Any]:
+    from sklearn import compose, ensemble, linear_model, neighbors, pipeline, preprocessing, svm
+
+    categorical = list(categorical)
+    numeric = [i for i in range(n_features) if i not in categorical]
+
+    def scaled(model: Any) -> Any:  # linear models, SVMs and k-NN need standardised features (and one-hot categories)
+        if not categorical:
+            return pipeline.make_pipeline(preprocessing.StandardScaler(), model)
+        columns = compose.ColumnTransformer(
+            [("numeric", preprocessing.StandardScaler(), numeric), ("categorical", preprocessing.OneHotEncoder(handle_unknown="ignore"), categorical)]
+        )
+        return pipeline.make_pipeline(columns, model)
 
     k = min(5, max(1, n_train - 1))
+    native = categorical or None  # HistGradientBoosting splits categories natively
     if classification:
         return {
             "logistic_regression": scaled(linear_model.LogisticRegression(max_iter=2000)),
             "random_forest": ensemble.RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1),
-            "gradient_boosting": ensemble.HistGradientBoostingClassifier(random_state=seed),
+            "gradient_boosting": ensemble.HistGradientBoostingClassifier(random_state=seed, categorical_features=native),
             "svm_rbf": scaled(svm.SVC()),
             "knn": scaled(neighbors.KNeighborsClassifier(n_neighbors=k)),
         }
     return {
         "linear_regression": scaled(linear_model.LinearRegression()),
         "random_forest": ensemble.RandomForestRegressor(n_estimators=200, random_state=seed, n_jobs=1),
-        "gradient_boosting": ensemble.HistGradientBoostingRegressor(random_state=seed),
+        "gradient_boosting": ensemble.HistGradientBoostingRegressor(random_state=seed, categorical_features=native),
         "svr_rbf": scaled(svm.SVR()),
         "knn": scaled(neighbors.KNeighborsRegressor(n_neighbors=k)),
     }
+
+
+def binary_auroc(model: Any, x: np.ndarray, y: np.ndarray) -> float | None:
+    """AUROC of a fitted binary classifier's score for class 1 (None for more classes or a single class in y)."""
+    from sklearn.metrics import roc_auc_score
+
+    if len(np.unique(y)) != 2 or set(np.unique(y)) - {0, 1}:
+        return None
+    score = model.predict_proba(x)[:, 1] if hasattr(model, "predict_proba") else model.decision_function(x)
+    return float(roc_auc_score(y, score))
 
 
 def fit_baselines(
@@ -108,7 +138,7 @@ def fit_baselines(
     x_te, y_te = _arrays(data.test)
     if not classification and y_tr.ndim == 2 and y_tr.shape[1] == 1:  # (N, 1) targets -> (N,)
         y_tr, y_te = y_tr[:, 0], y_te[:, 0]
-    available = _models(classification, len(x_tr), rec.seed)
+    available = _models(classification, len(x_tr), rec.seed, n_features=x_tr.shape[1], categorical=categorical_columns(data.input_spec))
     chosen = list(models) if models else list(available)
     for name in chosen:
         if name not in available:
@@ -122,7 +152,7 @@ def fit_baselines(
             fit_time = time.perf_counter() - start
         pred = model.predict(x_te)
         if classification:
-            results.append(BaselineResult(name, "accuracy", float((pred == y_te).mean()), fit_time))
+            results.append(BaselineResult(name, "accuracy", float((pred == y_te).mean()), fit_time, auroc=binary_auroc(model, x_te, y_te)))
         else:
             rmse = float(np.sqrt(np.mean((pred - y_te) ** 2)))
             r2 = float(1 - np.sum((pred - y_te) ** 2) / np.sum((y_te - y_te.mean()) ** 2))

@@ -36,9 +36,13 @@ def register(app: typer.Typer) -> None:
         table = Table(title=f"classical baselines: {split['recipe']} ({split['dataset']}, test size {split.get('test_size')})")
         table.add_column("model")
         table.add_column(f"test {results[0].metric}", justify="right")
+        auroc = any(r.auroc is not None for r in results)  # binary classification
+        if auroc:
+            table.add_column("test AUROC", justify="right")
         table.add_column("fit time (s)", justify="right")
         for r in results:
-            table.add_row(r.model, f"{r.value:.4f}", f"{r.fit_time_s:.3f}")
+            cells = [r.model, f"{r.value:.4f}"] + ([f"{r.auroc:.4f}" if r.auroc is not None else "-"] if auroc else [])
+            table.add_row(*cells, f"{r.fit_time_s:.3f}")
         Console().print(table)
         target = (run / BASELINES_FILE) if run is not None else (out or Path("runs/baselines") / split["recipe"]) / BASELINES_FILE
         write_baselines(target, results, split)
