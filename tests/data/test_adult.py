@@ -157,3 +157,21 @@ def test_the_real_files() -> None:
     assert np.array_equal(coded, missing)
     assert data.attributes["sex"].tolist() == [r[COLUMNS.index("sex")] for r in train_raw]
     assert data.test_attributes["race"].tolist() == [r[COLUMNS.index("race")] for r in test_raw]
+
+
+def synthetic_rows(n: int, seed: int = 0, *, test: bool = False) -> list[str]:
+    """n rows in Adult's format whose label follows education-num, age and sex (plus noise): a table with signal."""
+    rng = np.random.default_rng(seed)
+    work, edu = ["Private", "State-gov", "Self-emp-inc", "?"], ["HS-grad", "Bachelors", "Masters", "11th"]
+    rows = []
+    for _ in range(n):
+        age, e = int(rng.integers(17, 80)), int(rng.integers(0, 4))
+        sex = str(rng.choice(["Male", "Female"]))
+        score = (e in (1, 2)) + (age > 35) + 0.5 * (sex == "Male") + rng.normal(0, 0.5)
+        label = ">50K" if score > 1.6 else "<=50K"
+        rows.append(
+            f"{age}, {work[int(rng.integers(0, 4))]}, {int(rng.integers(20000, 400000))}, {edu[e]}, {[9, 13, 14, 7][e]}, "
+            f"Never-married, Sales, Not-in-family, {rng.choice(['White', 'Black'])}, {sex}, 0, 0, {int(rng.integers(20, 60))}, "
+            f"United-States, {label}{'.' if test else ''}"
+        )
+    return rows
