@@ -75,3 +75,27 @@ def tabular_mlp(features: int = 8, seed: int = 0) -> tuple[nn.Module, torch.Tens
     x = torch.randn(512, features)
     y = (x[:, 0] * x[:, 1] + x[:, 2] - x[:, 3] ** 2 + 0.5 * x[:, 4] > 0).long()
     return train_briefly(mlp(in_features=features, num_classes=2, hidden=[32]), x, y, epochs=20, seed=seed), x
+
+
+def tiny_bert(pooling: str = "mean", seed: int = 0) -> nn.Module:
+    """An untrained 2-block bert_classifier (vocab 20, dim 16, 2 heads, no dropout), in eval mode."""
+    from deepstrata.models.bert import bert_classifier
+
+    torch.manual_seed(seed)
+    return bert_classifier(vocab_size=20, num_classes=3, dim=16, depth=2, num_heads=2, max_len=16, dropout=0.0, pooling=pooling).eval()
+
+
+def tiny_hf_encoder(folder, seed: int = 0) -> nn.Module:
+    """hf_encoder_classifier (the MiniLM wrapper) on a 2-layer, 32-wide Hugging Face BERT config written to `folder`."""
+    import json
+
+    from deepstrata.transfer.hf_encoder import hf_encoder_classifier
+
+    config = {
+        "model_type": "bert", "architectures": ["BertModel"], "vocab_size": 50, "hidden_size": 32, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "intermediate_size": 64, "max_position_embeddings": 32, "type_vocab_size": 2,
+        "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "pad_token_id": 0,
+    }  # fmt: skip
+    (folder / "config.json").write_text(json.dumps(config))
+    torch.manual_seed(seed)
+    return hf_encoder_classifier(num_classes=3, path=str(folder), pretrained=False).eval()

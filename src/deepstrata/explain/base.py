@@ -48,12 +48,21 @@ class Explainer:
 
     def why_not(self, model: nn.Module, x: torch.Tensor) -> str | None:
         """None when this explainer applies to `model` on inputs like `x`, else the reason in words."""
-        if self.needs in ("gradients", "feature_map", "attention", "concepts") and not torch.is_floating_point(x):
+        if self.needs in ("gradients", "feature_map", "concepts") and not torch.is_floating_point(x):
             return f"{type(self).__name__} differentiates the model's inputs, but these are {x.dtype} ids; use a token method (layer_integrated_gradients) for text models"
         return None
 
     def applies(self, model: nn.Module, x: torch.Tensor) -> bool:
         return self.why_not(model, x) is None
+
+    def check_applies(self, model: nn.Module, x: torch.Tensor) -> None:
+        """Raise a UserError with `why_not`'s reason when this explainer cannot explain `model` on `x`."""
+        reason = self.why_not(model, x)
+        if reason is not None:
+            from deepstrata.errors import UserError
+
+            name = getattr(type(self), "registered_name", type(self).__name__)
+            raise UserError(f"{name}: {reason}")
 
 
 def make_explainer(name: str, **kwargs: Any) -> Explainer:

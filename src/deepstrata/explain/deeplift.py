@@ -150,9 +150,7 @@ class DeepLiftExplainer(Explainer):
         return super().why_not(model, x) or unruled_reason(model)
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        reason = self.why_not(model, x)
-        if reason is not None:
-            raise UserError(f"deeplift: {reason}")
+        self.check_applies(model, x)
         target = check_batch("deeplift", x, target)
         with torch.enable_grad():
             out = DeepLift(deeplift_ready(model, x)).attribute(x, baselines=constant_baseline(x, self.baseline), target=target)
@@ -181,9 +179,7 @@ class DeepLiftShapExplainer(Explainer):
         return super().why_not(model, x) or unruled_reason(model)
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        reason = self.why_not(model, x)
-        if reason is not None:
-            raise UserError(f"deeplift_shap: {reason}")
+        self.check_applies(model, x)
         target = check_batch("deeplift_shap", x, target)
         refs = pick_background("deeplift_shap", x, self.background, self.background_size, self.baseline, self.noise, self.seed)
         if refs.shape[0] < 2:  # Captum's DeepLiftShap needs at least two references
@@ -214,6 +210,7 @@ class GradientShapExplainer(Explainer):
         self.baseline, self.noise, self.seed = baseline, noise, seed
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self.check_applies(model, x)
         target = check_batch("gradient_shap", x, target)
         refs = pick_background("gradient_shap", x, self.background, self.background_size, self.baseline, self.noise, self.seed)
         stdev = float(self.stdev * (x.max() - x.min()))

@@ -101,9 +101,7 @@ class GradCAMExplainer(Explainer):
         return super().why_not(model, x) or feature_map_reason(model, x, self.stage)
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        reason = self.why_not(model, x)
-        if reason is not None:
-            raise UserError(f"grad_cam: {reason}")
+        self.check_applies(model, x)
         target = check_batch("grad_cam", x, target)
         activation, gradient = stage_activations_and_gradients(model, x, target, self.stage)  # type: ignore[arg-type]
         return grad_cam_map(activation, gradient, (x.shape[-2], x.shape[-1]))
@@ -126,6 +124,7 @@ class GuidedGradCAMExplainer(Explainer):
         return super().why_not(model, x) or feature_map_reason(model, x, self.stage)
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self.check_applies(model, x)
         cam = GradCAMExplainer(stage=self.stage).attribute(model, x, target)
         target = check_batch("guided_grad_cam", x, target)
         with torch.enable_grad():

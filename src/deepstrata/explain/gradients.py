@@ -42,6 +42,7 @@ class SaliencyExplainer(Explainer):
         self.absolute = absolute
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self.check_applies(model, x)
         target = check_batch("saliency", x, target)
         with torch.enable_grad():
             return Saliency(model).attribute(x, target=target, abs=self.absolute).detach()
@@ -54,6 +55,7 @@ class InputXGradientExplainer(Explainer):
     needs = "gradients"
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self.check_applies(model, x)
         target = check_batch("input_x_gradient", x, target)
         with torch.enable_grad():
             return InputXGradient(model).attribute(x, target=target).detach()
@@ -78,6 +80,7 @@ class IntegratedGradientsExplainer(Explainer):
         self.n_steps, self.baseline, self.internal_batch_size = n_steps, baseline, internal_batch_size
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self.check_applies(model, x)
         target = check_batch("integrated_gradients", x, target)
         with torch.enable_grad():
             return (
@@ -112,6 +115,7 @@ class SmoothGradExplainer(Explainer):
         self.around, self.samples, self.noise, self.seed, self.n_steps = around, samples, noise, seed, n_steps
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self.check_applies(model, x)
         target = check_batch("smoothgrad", x, target)
         sigma = float(self.noise * (x.max() - x.min()))
         if self.around == "saliency":

@@ -96,6 +96,7 @@ class _PerInputSampler(Explainer):
         raise NotImplementedError
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self.check_applies(model, x)
         target = check_batch(self.name, x, target)
         mask = feature_mask(x, self.patch)
         method, n_samples = self.captum(model), self.n_samples
@@ -177,6 +178,7 @@ class OcclusionExplainer(Explainer):
         return ones, ones
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self.check_applies(model, x)
         target = check_batch("occlusion", x, target)
         window, strides = self.windows(x)
         with torch.no_grad():

@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-from deepstrata.errors import ConfigError, UserError
+from deepstrata.errors import ConfigError
 from deepstrata.explain.base import Explainer, check_batch, constant_baseline
 from deepstrata.registry import register_explainer
 
@@ -89,8 +89,6 @@ class ExactShapleyExplainer(Explainer):
         return reason
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        reason = self.why_not(model, x)
-        if reason is not None:
-            raise UserError(f"exact_shapley: {reason}")
+        self.check_applies(model, x)
         target = check_batch("exact_shapley", x, target)
         return exact_shapley(model, x, target, constant_baseline(x, self.baseline))

@@ -25,6 +25,7 @@ from deepstrata.data.tokenizers import PAD
 from deepstrata.errors import UserError
 from deepstrata.models.base import Backbone
 from deepstrata.nn.attention import padding_mask
+from deepstrata.nn.attention_weights import capture_attention_weights
 from deepstrata.nn.input_checks import check_tokens
 from deepstrata.nn.norms import NormKind, make_norm
 from deepstrata.nn.pooling import masked_mean, nonzero_steps
@@ -116,6 +117,24 @@ class BertClassifier(Backbone):
 
     def feature_stages(self) -> list[nn.Module]:
         return list(self.encoder.blocks.blocks)
+
+    @torch.no_grad()
+    def attention_maps(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """Every block's self-attention weights, one (N, heads, T, T) tensor per block; padding keys get weight 0."""
+        blocks = self.encoder.blocks.blocks
+        return capture_attention_weights([b.self_attn for b in blocks], lambda: self.encoder(tokens))
+
+    def pooled_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(N, T) weights with which the head reads the token states: the first token, or the mean of the non-padding ones."""
+        if self.pooling == "cls":
+            return F.one_hot(torch.zeros_like(tokens[:, 0]), tokens.shape[1]).float()
+        real = (tokens != self.encoder.pad_id).float()
+        real[real.sum(1) == 0] = 1.0  # an all-padding row: every token, as its attention does
+        return real / real.sum(1, keepdim=True)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The token embedding (as Hugging Face models name it): what token attributions differentiate."""
+        return self.encoder.tok_embed
 
 
 def resolve_run(path: str) -> Path:

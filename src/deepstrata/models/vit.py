@@ -156,6 +156,16 @@ class VisionTransformer(Backbone):
             maps.append(attn)
         return maps
 
+    def pooled_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1 + g*g) weights with which the head reads the tokens: the class token, or the mean of the patch tokens."""
+        t = self.patch_embed.num_patches + 1
+        weights = torch.zeros(x.shape[0], t, device=x.device)
+        if self.pool == "cls":
+            weights[:, 0] = 1.0
+        else:
+            weights[:, 1:] = 1.0 / (t - 1)
+        return weights
+
 
 def attention_rollout(maps: list[torch.Tensor], *, grid: int) -> torch.Tensor:
     """How much each patch flows into the class token through all layers: (N, grid, grid), rows sum to 1.

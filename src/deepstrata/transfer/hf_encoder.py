@@ -94,6 +94,32 @@ class EncoderClassifier(Backbone):
         states = self.encoder(input_ids=ids, attention_mask=mask.long(), output_hidden_states=True).hidden_states[1:]
         return [states[i] for i in take_indices(type(self).__name__, len(states), indices)]
 
+    @torch.no_grad()
+    def attention_maps(self, ids: torch.Tensor) -> list[torch.Tensor]:
+        """Every layer's self-attention weights, one (N, heads, T, T) tensor per layer; padding keys get weight 0.
+
+        Hugging Face's fused (sdpa) attention does not form the weights, so for this one pass the
+        encoder runs its eager attention (the same function, written out), then its previous
+        implementation is restored.
+        """
+        mask = self._real_tokens(ids)
+        previous = self.encoder.config._attn_implementation
+        self.encoder.set_attn_implementation("eager")
+        try:
+            out = self.encoder(input_ids=ids, attention_mask=mask.long(), output_attentions=True)
+        finally:
+            self.encoder.set_attn_implementation(previous)
+        return list(out.attentions)
+
+    def pooled_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        """(N, T) weights with which the head reads the token states: the mean of the real (non-padding) tokens."""
+        real = self._real_tokens(ids).float()
+        return real / real.sum(1, keepdim=True).clamp(min=1.0)
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The encoder's token embedding: what token attributions differentiate."""
+        return self.encoder.get_input_embeddings()
+
 
 @register_model(
     "hf_encoder_classifier",
