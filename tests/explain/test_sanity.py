@@ -89,3 +89,20 @@ def test_a_model_dependent_map_decorrelates_and_an_input_only_map_does_not() -> 
     # a "method" that returns the input, whatever the model: perfectly correlated after randomisation
     ink_steps = cascading_randomisation(model, x, target, lambda m, xs, t: xs.clone())
     assert all(math.isclose(s.spearman, 1.0) for s in ink_steps) and all(s.undefined == 0 for s in ink_steps)
+
+
+def test_within_restricts_the_correlation_to_the_masked_positions() -> None:
+    torch.manual_seed(1)
+    x = torch.rand(3, 1, 4, 4)
+    a, b = torch.randn(3, 1, 4, 4), torch.randn(3, 1, 4, 4)
+    mask = torch.rand(3, 16) > 0.4
+    got = rank_correlation(a, b, x, absolute=False, within=mask)
+    want = [spearmanr(a[i].flatten()[mask[i]].numpy(), b[i].flatten()[mask[i]].numpy()).statistic for i in range(3)]
+    assert np.allclose(got, want)
+    # maps that agree only by being zero on the same background: high over the image, not over the ink
+    ink = torch.zeros(8, 1, 8, 8)
+    ink[:, :, 2:6, 3:5] = 1.0
+    p, q = torch.randn(8, 1, 8, 8) * ink, torch.randn(8, 1, 8, 8) * ink
+    within = (ink > 0).reshape(8, -1)
+    assert rank_correlation(p, q, ink).mean() > 0.6
+    assert abs(rank_correlation(p, q, ink, within=within).mean()) < 0.3

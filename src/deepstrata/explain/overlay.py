@@ -6,8 +6,8 @@ side, and text from a user must never turn into markup.
 Idea: one heat map per image (the attribution summed over channels, resized to the image when
 coarser, as `faithfulness.reduce_to_positions` ranks it). A map with negative values is drawn
 with a diverging colour map centred on zero (red: evidence for the class, blue: against); a
-non-negative map with a sequential one from its minimum. The image under it is min-max scaled
-for display only. Figures are matplotlib `Figure`s (no pyplot state); text is an HTML fragment
+non-negative map with a sequential one from its minimum; each position is as opaque as its
+strength, over the dimmed image. The image is min-max scaled for display only. Figures are matplotlib `Figure`s (no pyplot state); text is an HTML fragment
 whose every token is escaped, its background red or blue with an opacity proportional to
 |score| / max |score|.
 """
@@ -24,7 +24,8 @@ from matplotlib.figure import Figure
 
 from deepstrata.explain.faithfulness import reduce_to_positions
 
-ALPHA = 0.55  # opacity of the heat map over the image
+ALPHA = 0.9  # opacity of the strongest position of a heat map over the image
+DIM = 0.45  # the image under a map is drawn this bright, so that the map stands out
 
 
 def display_image(x: torch.Tensor) -> np.ndarray:
@@ -40,12 +41,20 @@ def heat_maps(attribution: torch.Tensor, x: torch.Tensor) -> np.ndarray:
 
 
 def _draw(ax, image: np.ndarray, heat: np.ndarray, title: str) -> None:
-    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, interpolation="nearest")
+    """The image dimmed, and over it the map, each position as opaque as its strength (|value| / max |value|)."""
+    from matplotlib import colormaps
+
+    ax.imshow(image * DIM, cmap="gray" if image.ndim == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest")
     if heat.min() < 0:
         limit = max(float(np.abs(heat).max()), 1e-12)
-        ax.imshow(heat, cmap="RdBu_r", vmin=-limit, vmax=limit, alpha=ALPHA, interpolation="nearest")
+        rgba = colormaps["RdBu_r"]((heat / limit + 1.0) / 2.0)
+        strength = np.abs(heat) / limit
     else:
-        ax.imshow(heat, cmap="inferno", vmin=float(heat.min()), vmax=max(float(heat.max()), float(heat.min()) + 1e-12), alpha=ALPHA, interpolation="nearest")
+        low, span = float(heat.min()), max(float(np.ptp(heat)), 1e-12)
+        strength = (heat - low) / span
+        rgba = colormaps["inferno"](strength)
+    rgba[..., 3] = ALPHA * strength**0.7
+    ax.imshow(rgba, interpolation="nearest")
     ax.set_title(title, fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])

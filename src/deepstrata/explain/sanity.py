@@ -13,6 +13,10 @@ survived: a method that depends on the model decorrelates as layers are randomis
 compared per position, channels summed, by default as absolute values (the paper's "absolute
 value" variant; the sign of a randomised model's map is arbitrary). A map that is constant (a
 Grad-CAM whose ReLU killed everything) has no ranks: its correlation is NaN, and counted.
+`within` (a boolean (N, P) mask of positions, e.g. the ink of a digit) also reports the
+correlation over those positions only: maps that are zero wherever the input is zero (input x
+gradient, Integrated Gradients from a black baseline) tie on the whole background whatever the
+model, and those ties alone make the full-image correlation high.
 The caller's model is never changed.
 """
 
@@ -73,16 +77,24 @@ def reinitialise(module: nn.Module, generator_seed: int) -> None:
                     p.zero_()
 
 
-def rank_correlation(a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, *, absolute: bool = True) -> np.ndarray:
-    """Spearman's rho between two attributions of the same inputs, per image: (N,), NaN where a map is constant."""
+def rank_correlation(
+    a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, *, absolute: bool = True, within: torch.Tensor | None = None
+) -> np.ndarray:
+    """Spearman's rho between two attributions of the same inputs, per image: (N,), NaN where a map is constant.
+
+    `within`: a boolean (N, P) mask; each image's correlation is taken over its masked positions only.
+    """
     from scipy.stats import spearmanr
 
     ra, rb = reduce_to_positions(a, x).cpu().numpy(), reduce_to_positions(b, x).cpu().numpy()
     if absolute:
         ra, rb = np.abs(ra), np.abs(rb)
+    keep = None if within is None else within.reshape(len(ra), -1).cpu().numpy().astype(bool)
     out = np.full(len(ra), np.nan)
     for i, (u, v) in enumerate(zip(ra, rb)):
-        if np.ptp(u) == 0 or np.ptp(v) == 0:
+        if keep is not None:
+            u, v = u[keep[i]], v[keep[i]]
+        if len(u) < 2 or np.ptp(u) == 0 or np.ptp(v) == 0:
             continue  # no ranks to compare
         out[i] = float(spearmanr(u, v).statistic)
     return out
@@ -96,6 +108,8 @@ class CascadeStep:
     layers_randomised: int
     spearman: float  # mean over images with a defined correlation
     undefined: int  # images whose map (either one) was constant
+    spearman_within: float = math.nan  # the same over the `within` positions only (NaN when none were given)
+    undefined_within: int = 0
 
     @property
     def defined(self) -> bool:
@@ -111,11 +125,13 @@ def cascading_randomisation(
     seed: int = 0,
     absolute: bool = True,
     original: torch.Tensor | None = None,
+    within: torch.Tensor | None = None,
 ) -> list[CascadeStep]:
     """One `CascadeStep` per parameterised layer, top (logits) first, each with every layer above it randomised too.
 
     `explain(model, x, target)` is the method under test; `original` its map under the trained
-    model when already computed. The trained `model` is deep-copied before anything changes.
+    model when already computed; `within` see `rank_correlation`. The trained `model` is
+    deep-copied before anything changes.
     """
     trained = model.eval()
     if original is None:
@@ -126,7 +142,13 @@ def cascading_randomisation(
     for k, (name, module) in enumerate(reversed(layers), start=1):
         reinitialise(module, seed + k)
         randomised.eval()
-        rho = rank_correlation(original, explain(randomised, x, target), x, absolute=absolute)
-        defined = rho[~np.isnan(rho)]
-        steps.append(CascadeStep(name, k, float(defined.mean()) if len(defined) else math.nan, int(np.isnan(rho).sum())))
+        explained = explain(randomised, x, target)
+        rho = rank_correlation(original, explained, x, absolute=absolute)
+        inside = rank_correlation(original, explained, x, absolute=absolute, within=within) if within is not None else np.full(len(x), np.nan)
+        steps.append(CascadeStep(name, k, _mean(rho), int(np.isnan(rho).sum()), _mean(inside), int(np.isnan(inside).sum()) if within is not None else 0))
     return steps
+
+
+def _mean(values: np.ndarray) -> float:
+    defined = values[~np.isnan(values)]
+    return float(defined.mean()) if len(defined) else math.nan
