@@ -71,6 +71,20 @@ def _load_part(folder: Path, classes: list[str], *, mode: str, image_size: int |
     return x, torch.tensor(labels, dtype=torch.int64)
 
 
+def read_images(folder: str | Path, *, grayscale: bool, image_size: int | None = None) -> torch.Tensor:
+    """Every image under `folder` (sub-folders included, sorted by path) as (N, C, H, W) floats in [0, 1].
+
+    Read, converted and checked as the image_folder dataset reads a class folder (one size, or
+    `image_size` to resize every image to a square); for sets of examples such as TCAV's concepts.
+    """
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise DataError(f"{path}: not a folder of images; give a directory holding {', '.join(IMAGE_EXTENSIONS)} files")
+    first_size: list[tuple[int, int]] = []
+    images = [_read(p, mode="L" if grayscale else "RGB", image_size=image_size, first_size=first_size) for p in _images_in(path)]
+    return torch.from_numpy(np.stack(images)).float().div_(255.0)
+
+
 @register_dataset("image_folder")
 def image_folder(*, root: str | None = None, image_size: int | None = None, grayscale: bool = False) -> TensorData:
     """Your own images, one sub-folder per class (train/ and test/ optional), read with Pillow."""
