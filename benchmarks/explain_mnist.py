@@ -63,6 +63,7 @@ def main() -> None:
     import numpy as np
     import torch
 
+    from deepstrata.errors import UserError
     from deepstrata.explain.base import EXPLAINERS, make_explainer
     from deepstrata.explain.faithfulness import auc, deletion_curve, insertion_curve, random_attribution
     from deepstrata.explain.sanity import cascading_randomisation, parameterised_layers
@@ -107,7 +108,12 @@ def main() -> None:
             print(f"{name}: does not apply: {reason}", flush=True)
             continue
         start = time.perf_counter()
-        explainer.attribute(model, x[:10], target[:10])
+        try:
+            explainer.attribute(model, x[:10], target[:10])
+        except UserError as err:  # TCAV scores concept sets, not pixels
+            rows.append({"method": name, "needs": needs, "applies": False, "reason": str(err)})
+            print(f"{name}: draws no maps: {err}", flush=True)
+            continue
         probe = (time.perf_counter() - start) / 10
         n = len(x) if probe * len(x) <= PROJECTED_LIMIT_S else min(SUBSET, len(x))
         xs, ts = x[:n], target[:n]

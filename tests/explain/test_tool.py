@@ -146,3 +146,35 @@ def test_a_method_that_does_not_apply_is_listed_with_its_reason_or_refused_alone
     assert "grad_cam" in result.summary and "explain/grad_cam/seconds_per_input" not in result.metrics
     with pytest.raises(UserError, match="no method asked for applies to this model: grad_cam: "):
         apply_tool("explain", mlp, method=["grad_cam"])
+
+
+TEXT = {
+    "name": "explain_text",
+    "seed": 0,
+    "data": {"name": "python_functions", "tokenizer": "char", "max_len": 48, "max_train_chars": 150_000, "max_test_chars": 30_000, "batch_size": 32, "val_fraction": 0.1},
+    "model": {"name": "bert_classifier", "dim": 32, "depth": 1, "num_heads": 2, "max_len": 48, "dropout": 0.0},
+    "optimizer": {"name": "adam", "lr": 0.003},
+    "trainer": {"max_epochs": 1, "progress": "off"},
+    "metrics": ["accuracy"],
+}
+
+
+def test_text_run_writes_escaped_highlighted_html_per_input_and_a_grid(tmp_path: Path) -> None:
+    run_dir = api.train({**TEXT, "output_dir": str(tmp_path / "runs")}).run_dir
+    hostile = "def f(x): return '<script>' + x"
+    source = tmp_path / "snippet.py"
+    source.write_text("class A:\n    pass\n", encoding="utf-8")
+    result = apply_tool("explain", run_dir, inputs=[hostile, str(source)], method=["layer_integrated_gradients", "saliency"], examples=2)
+    rows = {r["method"]: r for r in result.tables["methods"]}
+    assert rows["layer_integrated_gradients"]["applies"] == "yes" and rows["saliency"]["applies"] == "no"
+    folder = result.result_dir
+    pages = sorted((folder / "text").iterdir())
+    assert [p.name for p in pages] == ["00-def_f_x_return_scrip.html", "01-snippet.html"]
+    first = pages[0].read_text(encoding="utf-8")
+    assert "<script>" not in first and "&lt;" in first and first.count("<span") >= len(hostile) - 1  # one span per character token
+    assert "pass" not in first and "p</span>" in pages[1].read_text(encoding="utf-8")  # the file's content, not its name
+    assert (folder / "grid.html").is_file() and not (folder / "grid.png").exists()
+    from deepstrata.report.sections.explain import explain_section
+
+    section = explain_section(Run.open(run_dir))
+    assert section is not None and "<span" in section.html and "<script>" not in section.html

@@ -99,7 +99,11 @@ def explain(
             continue
         phase(f"explain: {name} on {len(x_all)} inputs")
         start = time.perf_counter()
-        maps[name] = explainer.attribute(model, x_all, predicted).detach()
+        try:
+            maps[name] = explainer.attribute(model, x_all, predicted).detach()
+        except UserError as err:  # a method that scores something else (TCAV's concepts) says so when asked for maps
+            rows.append({"method": name, "applies": "no", "needs": needs, "seconds": None, "seconds_per_input": None, "note": str(err)})
+            continue
         seconds = time.perf_counter() - start
         rows.append({"method": name, "applies": "yes", "needs": needs, "seconds": round(seconds, 4), "seconds_per_input": round(seconds / len(x_all), 5), "note": ""})
     if not maps:
