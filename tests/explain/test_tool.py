@@ -178,3 +178,19 @@ def test_text_run_writes_escaped_highlighted_html_per_input_and_a_grid(tmp_path:
 
     section = explain_section(Run.open(run_dir))
     assert section is not None and "<span" in section.html and "<script>" not in section.html
+
+
+def test_short_names_resolve_through_registered_aliases_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepstrata.explain.base import EXPLAINERS, Explainer
+    from deepstrata.tools.explain import resolve_method
+
+    class Throwaway(Explainer):
+        def attribute(self, model, x, target):  # pragma: no cover - never called
+            return x
+
+    monkeypatch.setitem(EXPLAINERS._items, "zz_throwaway", Throwaway)
+    monkeypatch.setitem(EXPLAINERS._meta, "zz_throwaway", {"aliases": ("zz",)})
+    assert resolve_method("zz") == "zz_throwaway" and resolve_method("zz_throwaway") == "zz_throwaway"
+    assert resolve_method("saliency") == "saliency"
+    with pytest.raises(UserError, match="unknown method 'zzz'; did you mean zz"):
+        resolve_method("zzz")
