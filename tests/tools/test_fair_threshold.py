@@ -81,3 +81,13 @@ def test_a_group_that_is_not_an_input_and_bad_arguments_are_refused(trained: Pat
     unaware = api.train({**toy_census.recipe(tmp_path / "runs"), "data": {"name": "_fair_toy_unaware", "batch_size": 64, "val_fraction": 0.2, "test_fraction": 0.25}, "trainer": {"max_epochs": 1, "progress": "off"}}).run_dir
     with pytest.raises(UserError, match="the group 'sex' is not an input feature of this model"):
         apply_tool("fair_threshold", unaware, group="sex")
+
+
+def test_the_reports_fairness_section_shows_the_thresholds_and_the_audit(trained: Path) -> None:
+    from deepstrata.report import build_report
+
+    derived = apply_tool("fair_threshold", trained, group="sex").run_dir
+    apply_tool("audit", derived, group=["sex"], bootstrap=20)
+    page = Path(build_report(Run.open(derived))).read_text()
+    assert "Fairness: decisions by group" in page and "per-group thresholds for sex (demographic_parity, fitted on the validation split)" in page
+    assert "test DP difference" in page and "demographic_parity_difference" in page  # the audit's gap table
