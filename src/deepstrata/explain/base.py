@@ -109,3 +109,18 @@ def seeded(seed: int, x: torch.Tensor) -> Iterator[None]:
             yield
     finally:
         np.random.set_state(state)
+
+
+def leaf_input(x: torch.Tensor) -> torch.Tensor:
+    """A copy of `x` that requires gradients, for Captum's gradient methods (which warn when handed one that does not)."""
+    return x.detach().clone().requires_grad_(True)
+
+
+@contextlib.contextmanager
+def quiet_hooks() -> Iterator[None]:
+    """Silence Captum's notices that it sets (and afterwards removes) hooks on the model's activations."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Setting (forward, )?backward hooks")
+        yield

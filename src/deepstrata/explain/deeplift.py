@@ -38,7 +38,7 @@ from captum.attr import DeepLift, DeepLiftShap, GradientShap
 from torch import nn
 
 from deepstrata.errors import ConfigError, UserError
-from deepstrata.explain.base import Explainer, check_batch, constant_baseline, seeded
+from deepstrata.explain.base import Explainer, check_batch, constant_baseline, leaf_input, quiet_hooks, seeded
 from deepstrata.registry import register_explainer
 
 # The module types DeepLIFT has a rule for in Captum (its SUPPORTED_NON_LINEAR).
@@ -152,8 +152,8 @@ class DeepLiftExplainer(Explainer):
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         self.check_applies(model, x)
         target = check_batch("deeplift", x, target)
-        with torch.enable_grad():
-            out = DeepLift(deeplift_ready(model, x)).attribute(x, baselines=constant_baseline(x, self.baseline), target=target)
+        with torch.enable_grad(), quiet_hooks():
+            out = DeepLift(deeplift_ready(model, x)).attribute(leaf_input(x), baselines=constant_baseline(x, self.baseline), target=target)
         return out.detach()
 
 
@@ -184,8 +184,8 @@ class DeepLiftShapExplainer(Explainer):
         refs = pick_background("deeplift_shap", x, self.background, self.background_size, self.baseline, self.noise, self.seed)
         if refs.shape[0] < 2:  # Captum's DeepLiftShap needs at least two references
             refs = torch.cat([refs, refs])
-        with torch.enable_grad():
-            out = DeepLiftShap(deeplift_ready(model, x)).attribute(x, baselines=refs, target=target)
+        with torch.enable_grad(), quiet_hooks():
+            out = DeepLiftShap(deeplift_ready(model, x)).attribute(leaf_input(x), baselines=refs, target=target)
         return out.detach()
 
 
@@ -215,5 +215,5 @@ class GradientShapExplainer(Explainer):
         refs = pick_background("gradient_shap", x, self.background, self.background_size, self.baseline, self.noise, self.seed)
         stdev = float(self.stdev * (x.max() - x.min()))
         with seeded(self.seed, x), torch.enable_grad():
-            out = GradientShap(model).attribute(x, baselines=refs, n_samples=self.samples, stdevs=stdev, target=target)
+            out = GradientShap(model).attribute(leaf_input(x), baselines=refs, n_samples=self.samples, stdevs=stdev, target=target)
         return out.detach()

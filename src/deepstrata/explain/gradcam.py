@@ -23,7 +23,7 @@ from captum.attr import GuidedBackprop
 from torch import nn
 
 from deepstrata.errors import UserError
-from deepstrata.explain.base import Explainer, check_batch
+from deepstrata.explain.base import Explainer, check_batch, leaf_input, quiet_hooks
 from deepstrata.models.base import Backbone
 from deepstrata.registry import register_explainer
 
@@ -127,6 +127,6 @@ class GuidedGradCAMExplainer(Explainer):
         self.check_applies(model, x)
         cam = GradCAMExplainer(stage=self.stage).attribute(model, x, target)
         target = check_batch("guided_grad_cam", x, target)
-        with torch.enable_grad():
-            guided = GuidedBackprop(model).attribute(x, target=target).detach()
+        with torch.enable_grad(), quiet_hooks():
+            guided = GuidedBackprop(model).attribute(leaf_input(x), target=target).detach()
         return guided * cam

@@ -25,7 +25,7 @@ from captum.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Salien
 from torch import nn
 
 from deepstrata.errors import ConfigError
-from deepstrata.explain.base import Explainer, check_batch, constant_baseline, seeded
+from deepstrata.explain.base import Explainer, check_batch, constant_baseline, leaf_input, seeded
 from deepstrata.registry import register_explainer
 
 
@@ -45,7 +45,7 @@ class SaliencyExplainer(Explainer):
         self.check_applies(model, x)
         target = check_batch("saliency", x, target)
         with torch.enable_grad():
-            return Saliency(model).attribute(x, target=target, abs=self.absolute).detach()
+            return Saliency(model).attribute(leaf_input(x), target=target, abs=self.absolute).detach()
 
 
 @register_explainer("input_x_gradient")
@@ -58,7 +58,7 @@ class InputXGradientExplainer(Explainer):
         self.check_applies(model, x)
         target = check_batch("input_x_gradient", x, target)
         with torch.enable_grad():
-            return InputXGradient(model).attribute(x, target=target).detach()
+            return InputXGradient(model).attribute(leaf_input(x), target=target).detach()
 
 
 @register_explainer("integrated_gradients")
@@ -86,7 +86,7 @@ class IntegratedGradientsExplainer(Explainer):
             return (
                 IntegratedGradients(model)
                 .attribute(
-                    x, baselines=constant_baseline(x, self.baseline), target=target, n_steps=self.n_steps,
+                    leaf_input(x), baselines=constant_baseline(x, self.baseline), target=target, n_steps=self.n_steps,
                     internal_batch_size=self.internal_batch_size,
                 )
                 .detach()
@@ -123,5 +123,5 @@ class SmoothGradExplainer(Explainer):
         else:
             inner, extra = IntegratedGradients(model), {"baselines": torch.zeros_like(x), "n_steps": self.n_steps}
         with seeded(self.seed, x), torch.enable_grad():
-            out = NoiseTunnel(inner).attribute(x, nt_type="smoothgrad", nt_samples=self.samples, stdevs=sigma, target=target, **extra)
+            out = NoiseTunnel(inner).attribute(leaf_input(x), nt_type="smoothgrad", nt_samples=self.samples, stdevs=sigma, target=target, **extra)
         return out.detach()

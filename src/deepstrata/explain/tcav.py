@@ -10,12 +10,16 @@ concept, is the concept activation vector v. For an input x of class k, the dire
 derivative S(x) = grad_{f_l} h_k(f_l(x)) . v says whether moving the activations towards the
 concept raises the class logit h_k; the TCAV score is the fraction of class-k inputs with
 S(x) > 0. A CAV trained on any random split also yields some score, so the score is computed
-against several random sets, and compared, by a two-sided t-test (scipy), with the scores of
+against several random sets, and compared, by a two-sided Student's t-test (scipy, as the
+tcav library does), with the scores of
 CAVs trained between random sets (random set 0 against each of the others): the concept
 matters only if the two groups of scores differ significantly.
 
 Activations are read at a Backbone stage (default -1: the last feature map or block) through
-the same stage hooks as `forward_intermediates`, flattened per example. CAVs are fitted with
+the same stage hooks as `forward_intermediates`, flattened per example. Choose the stage with
+the model in mind: where the last map feeds global average pooling and a linear head
+(small_cnn, ResNet), d logit / d activations is the same for every input, so every score there
+is 0 or 1; an earlier stage (or LeNet's last, followed by its hidden layers) varies per input. CAVs are fitted with
 scikit-learn (SGDClassifier with the tcav library's alpha=0.01, or LogisticRegression), on two
 thirds of the examples, their held-out accuracy reported. Written out here rather than taken
 from Captum, whose TCAV stores activations with torch.save / pickle, which this project does
@@ -30,6 +34,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+import warnings
 
 import numpy as np
 import torch
@@ -196,7 +202,9 @@ class TCAV(Explainer):
         if np.allclose(scores, scores[0]) and np.allclose(random_scores, scores[0]):
             p_value = 1.0  # identical groups: no evidence of a difference (the t statistic is undefined)
         else:
-            p_value = float(ttest_ind(scores, random_scores, equal_var=False).pvalue)
+            with warnings.catch_warnings():  # a group of equal scores (all 1.0) is a valid sample, not a precision problem
+                warnings.filterwarnings("ignore", message="Precision loss occurred")
+                p_value = float(ttest_ind(scores, random_scores).pvalue)  # Student's, as the tcav library
         if not np.isfinite(p_value):  # zero variance in both groups but different values: as separated as can be
             p_value = 0.0
         return TCAVResult(scores, random_scores, p_value, p_value < self.significance, accuracies, random_accuracies)
