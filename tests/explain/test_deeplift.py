@@ -101,3 +101,27 @@ def test_deeplift_refuses_models_with_unruled_nonlinearities():
     assert "LayerNorm" in reason and "integrated_gradients" in reason
     assert make_explainer("deeplift").why_not(tiny_mlp(), x) is None
     assert make_explainer("gradient_shap").why_not(tiny_vit(), x) is None
+
+
+class _FunctionalGelu(torch.nn.Module):
+    """A network whose non-linearity is a function call, which DeepLIFT's module rules cannot see."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = torch.nn.Linear(6, 32), torch.nn.Linear(32, 3)
+
+    def forward(self, x):
+        return self.b(torch.nn.functional.gelu(3 * self.a(x)))
+
+
+def test_deeplift_warns_when_its_sums_miss_the_score_difference():
+    import warnings
+
+    x, target = torch.randn(8, 6) * 2, torch.zeros(8, dtype=torch.long)
+    with pytest.warns(UserWarning, match="as a function rather than a module"):
+        make_explainer("deeplift").attribute(_FunctionalGelu(), x, target)
+    model, images, t = _batch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_explainer("deeplift").attribute(model, images, t)  # max-pooling's small error stays within the tolerance
