@@ -71,3 +71,11 @@ def test_the_registry_holds_the_issues_methods():
         "layer_integrated_gradients",
     }  # fmt: skip
     assert wanted <= set(EXPLAINERS.names())
+
+
+def test_the_issues_short_names_resolve():
+    from deepstrata.tools.explain import resolve_method
+
+    assert resolve_method("ig") == "integrated_gradients" and resolve_method("gradcam") == "grad_cam"
+    aliases = [a for n in EXPLAINERS.names() for a in EXPLAINERS.meta(n).get("aliases", ())]
+    assert len(aliases) == len(set(aliases)) and not set(aliases) & set(EXPLAINERS.names())

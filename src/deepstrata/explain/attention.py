@@ -89,7 +89,7 @@ class _AttentionExplainer(Explainer):
         return token_weights_to_input(weights, x).detach()
 
 
-@register_explainer("attention_rollout")
+@register_explainer("attention_rollout", aliases=("rollout",))
 class AttentionRolloutExplainer(_AttentionExplainer):
     """Attention rollout (Abnar & Zuidema 2020): the pooled tokens' row of A_L ... A_1; (N, T) for text, (N, 1, H, W) for a ViT.
 

@@ -84,7 +84,7 @@ def grad_cam_map(activation: torch.Tensor, gradient: torch.Tensor, size: tuple[i
     return F.interpolate(cam, size=size, mode="bilinear", align_corners=False)
 
 
-@register_explainer("grad_cam")
+@register_explainer("grad_cam", aliases=("gradcam",))
 class GradCAMExplainer(Explainer):
     """Grad-CAM (Selvaraju et al. 2017) on a Backbone's feature stage `stage` (-1: the last feature map), (N, 1, H, W).
 
@@ -107,7 +107,7 @@ class GradCAMExplainer(Explainer):
         return grad_cam_map(activation, gradient, (x.shape[-2], x.shape[-1]))
 
 
-@register_explainer("guided_grad_cam")
+@register_explainer("guided_grad_cam", aliases=("guided_gradcam",))
 class GuidedGradCAMExplainer(Explainer):
     """Guided Grad-CAM (Selvaraju et al. 2017): the upsampled Grad-CAM map x guided backprop's gradients, shaped like x.
 

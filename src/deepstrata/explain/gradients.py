@@ -61,7 +61,7 @@ class InputXGradientExplainer(Explainer):
             return InputXGradient(model).attribute(leaf_input(x), target=target).detach()
 
 
-@register_explainer("integrated_gradients")
+@register_explainer("integrated_gradients", aliases=("ig",))
 class IntegratedGradientsExplainer(Explainer):
     """Integrated Gradients (Sundararajan et al. 2017): (x - x') * mean gradient on the path x' -> x.
 

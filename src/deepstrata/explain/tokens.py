@@ -44,7 +44,7 @@ def padding_id(model: nn.Module) -> int:
     return 0
 
 
-@register_explainer("layer_integrated_gradients")
+@register_explainer("layer_integrated_gradients", aliases=("layer_ig", "token_ig"))
 class LayerIntegratedGradientsExplainer(Explainer):
     """Integrated Gradients on the token embeddings (Captum LayerIntegratedGradients), summed over the embedding: (N, T).
 
