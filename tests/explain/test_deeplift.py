@@ -7,6 +7,7 @@ import pytest
 import torch
 from captum.attr import DeepLift, DeepLiftShap, GradientShap
 
+from deepstrata.errors import UserError
 from deepstrata.explain.base import make_explainer
 from deepstrata.explain.deeplift import deeplift_ready, pick_background
 from tests.explain.small_models import tiny_cnn, tiny_mlp, tiny_vit
@@ -49,22 +50,27 @@ def test_deeplift_sums_to_delta_without_max_pooling():
     print(f"DeepLIFT through a max-pool (tiny small_cnn): max |sum - (F(x) - F(0))| = {float(delta.abs().max()):.2e}")
 
 
-def test_deeplift_shap_and_gradient_shap_equal_captum_with_the_same_background():
+@pytest.mark.parametrize("background", ["noise", "batch"])
+def test_deeplift_shap_and_gradient_shap_equal_captum_with_the_same_background(background):
     model, x, target = _batch()
-    refs = pick_background("test", x, "batch", 16, 0.0, 0.15, 0)
-    torch.testing.assert_close(make_explainer("deeplift_shap").attribute(model, x, target), DeepLiftShap(model).attribute(x, baselines=refs, target=target).detach())
+    refs = pick_background("test", x, background, 16, 0.0, 0.15, 0)
+    assert refs.shape == (16 if background == "noise" else 5, 1, 8, 8)
+    ours = make_explainer("deeplift_shap", background=background).attribute(model, x, target)
+    torch.testing.assert_close(ours, DeepLiftShap(model).attribute(x, baselines=refs, target=target).detach())
     torch.manual_seed(0)
     np.random.seed(0)  # Captum's GradientShap also draws from numpy
     theirs = GradientShap(model).attribute(x, baselines=refs, n_samples=20, stdevs=0.0, target=target)
-    torch.testing.assert_close(make_explainer("gradient_shap").attribute(model, x, target), theirs.detach())
+    torch.testing.assert_close(make_explainer("gradient_shap", background=background).attribute(model, x, target), theirs.detach())
 
 
-def test_background_batch_needs_two_inputs_and_noise_works_for_one():
+def test_background_batch_needs_two_inputs_and_the_default_noise_explains_one_input_as_in_any_batch():
     model, x, target = _batch()
-    with pytest.raises(Exception, match="background='noise'"):
-        make_explainer("deeplift_shap").attribute(model, x[:1], target[:1])
-    out = make_explainer("deeplift_shap", background="noise", background_size=4).attribute(model, x[:1], target[:1])
-    assert out.shape == x[:1].shape and torch.isfinite(out).all()
+    explainer = make_explainer("deeplift_shap", background="batch")
+    assert "background='noise'" in explainer.why_not(model, x[:1])
+    with pytest.raises(UserError, match="background='noise'"):
+        explainer.attribute(model, x[:1], target[:1])
+    alone = make_explainer("deeplift_shap").attribute(model, x[:1], target[:1])
+    torch.testing.assert_close(alone, make_explainer("deeplift_shap").attribute(model, x, target)[:1])
 
 
 def test_deeplift_on_a_resnet_with_reused_inplace_relus_works_on_a_copy():

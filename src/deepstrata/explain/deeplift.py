@@ -11,12 +11,17 @@ references, approximating SHAP values with that set as the expected input (Lundb
 noise) and random references of the set, the expected-gradients estimate of SHAP values.
 All three run on Captum.
 
-The background (a "small set" of references): `background="batch"` takes up to
-`background_size` examples of the batch being explained (a seeded random choice), so the
-references are real inputs of the data; a batch of one has no other example and is refused
-with that reason. `background="noise"` draws `background_size` references around the constant
-input `baseline` with N(0, sigma^2) noise, sigma = `noise` x the batch's value range; it works
-for one input. For a stable SHAP estimate explain batches of a few dozen test examples.
+The background (a "small set" of references), two choices. `background="noise"` (default):
+`background_size` (16) references drawn around the constant input `baseline` (0) with
+N(0, sigma^2) noise, sigma = `noise` (0.15, in the model's input units: 15% of the range of
+[0, 1] images), from a generator seeded with `seed`; an input's attributions then do not
+depend on which other inputs share its batch (DeepLIFT-SHAP: exactly; GradientSHAP's draws
+come in batch order),
+and one input can be explained alone. `background="batch"`: up to `background_size` inputs of
+the batch itself (a seeded random choice), real examples of the data as SHAP's expected input
+intends, at the price of attributions that change with the batch; a batch of one input has no
+background and is refused (`why_not`). Neither is a sample of the training set, which an
+explainer called as attribute(model, x, target) does not see.
 
 Captum's DeepLIFT hooks `nn` modules: each ReLU-like module stores its input and output of the
 forward pass and must run once per forward; an in-place module loses its input. This project's
@@ -140,6 +145,12 @@ def warn_if_incomplete(model: nn.Module, x: torch.Tensor, attributions: torch.Te
         )
 
 
+def lone_input_reason(background: str, x: torch.Tensor) -> str | None:
+    if background == "batch" and x.shape[0] < 2:
+        return "background='batch' draws its references from the other inputs of the batch, but the batch holds one input; explain several inputs at once, or use background='noise'"
+    return None
+
+
 def pick_background(where: str, x: torch.Tensor, kind: str, size: int, baseline: float, noise: float, seed: int) -> torch.Tensor:
     """The background references (B, ...) for a batch `x` (see the module docstring)."""
     generator = torch.Generator().manual_seed(seed)
@@ -151,9 +162,8 @@ def pick_background(where: str, x: torch.Tensor, kind: str, size: int, baseline:
             )
         order = torch.randperm(x.shape[0], generator=generator)[:size]
         return x[order.to(x.device)].detach()
-    sigma = float(noise * (x.max() - x.min()))
     draws = torch.randn((size, *x.shape[1:]), generator=generator).to(device=x.device, dtype=x.dtype)
-    return constant_baseline(x[:1], baseline).expand(size, *x.shape[1:]) + sigma * draws
+    return constant_baseline(x[:1], baseline).expand(size, *x.shape[1:]) + noise * draws
 
 
 @register_explainer("deeplift")
@@ -187,14 +197,15 @@ class DeepLiftExplainer(Explainer):
 class DeepLiftShapExplainer(Explainer):
     """DeepLIFT-SHAP (Lundberg & Lee 2017; Captum DeepLiftShap): DeepLIFT averaged over a background set of references.
 
-    background "batch" (default: up to `background_size` other inputs of the batch) or "noise"
-    (around the constant `baseline`, sigma = `noise` x the batch's range); see the module docstring.
+    background "noise" (default: `background_size` references around the constant `baseline`,
+    sigma = `noise` in input units) or "batch" (up to `background_size` inputs of the batch);
+    see the module docstring.
     """
 
     needs = "gradients"
 
     def __init__(
-        self, *, background: Literal["batch", "noise"] = "batch", background_size: int = 16, baseline: float = 0.0,
+        self, *, background: Literal["noise", "batch"] = "noise", background_size: int = 16, baseline: float = 0.0,
         noise: float = 0.15, seed: int = 0,
     ) -> None:  # fmt: skip
         if background_size < 1:
@@ -202,7 +213,7 @@ class DeepLiftShapExplainer(Explainer):
         self.background, self.background_size, self.baseline, self.noise, self.seed = background, background_size, baseline, noise, seed
 
     def why_not(self, model: nn.Module, x: torch.Tensor) -> str | None:
-        return super().why_not(model, x) or unruled_reason(model)
+        return super().why_not(model, x) or unruled_reason(model) or lone_input_reason(self.background, x)
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         self.check_applies(model, x)
@@ -227,13 +238,16 @@ class GradientShapExplainer(Explainer):
     needs = "gradients"
 
     def __init__(
-        self, *, samples: int = 20, stdev: float = 0.0, background: Literal["batch", "noise"] = "batch",
+        self, *, samples: int = 20, stdev: float = 0.0, background: Literal["noise", "batch"] = "noise",
         background_size: int = 16, baseline: float = 0.0, noise: float = 0.15, seed: int = 0,
     ) -> None:  # fmt: skip
         if samples < 1 or background_size < 1:
             raise ConfigError(f"gradient_shap needs samples >= 1 and background_size >= 1, got {samples}, {background_size}")
         self.samples, self.stdev, self.background, self.background_size = samples, stdev, background, background_size
         self.baseline, self.noise, self.seed = baseline, noise, seed
+
+    def why_not(self, model: nn.Module, x: torch.Tensor) -> str | None:
+        return super().why_not(model, x) or lone_input_reason(self.background, x)
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         self.check_applies(model, x)
