@@ -101,7 +101,9 @@ class SmoothGradExplainer(Explainer):
     "integrated_gradients" (zero baseline, `n_steps` steps). The noise is N(0, sigma^2) with
     sigma = `noise` x (max - min of the batch's values): the paper's 10-20% of the input range
     (0.15 here); `samples` noisy copies per input. The noise is drawn from a generator seeded
-    with `seed` on every call (the caller's random state is restored), so a call is repeatable.
+    with `seed` on every call (the caller's random state is restored), so a call is repeatable;
+    the draws come in batch order, so an input's noise (and sigma, through the range) depends on
+    the batch it is explained in.
     """
 
     needs = "gradients"

@@ -17,7 +17,8 @@ features: 49 on MNIST at patch 4); no segmentation algorithm, so regions do not 
 image's edges. For any other input (a table (N, F)) every feature is its own. KernelSHAP and
 LIME fit one model per input, so they cost `n_samples` forward passes per input; the
 coalitions come from a generator seeded with `seed` on every call (the caller's random state
-is restored), so a call is repeatable.
+is restored), so a call is repeatable; the inputs draw in batch order, so an input's
+coalitions depend on its place in the batch (not with every coalition taken, below).
 
 KernelSHAP with few features: Captum samples coalitions with replacement, so its estimate
 converges slowly (on an 8-feature MLP, still 0.01 off the exact values after 4,000 samples;
