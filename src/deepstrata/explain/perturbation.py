@@ -83,6 +83,7 @@ class _PerInputSampler(Explainer):
 
     needs = "forward"
     name = ""
+    every_coalition = False  # KernelSHAP's exact mode (see the module docstring); LIME has none
 
     def __init__(self, *, n_samples: int, patch: int, baseline: float, seed: int, perturbations_per_eval: int) -> None:
         if n_samples < 2 or patch < 1 or perturbations_per_eval < 1:
@@ -102,7 +103,7 @@ class _PerInputSampler(Explainer):
         mask = feature_mask(x, self.patch)
         method, n_samples = self.captum(model), self.n_samples
         features = int(mask.max()) + 1
-        if getattr(self, "every_coalition", False) and features <= 20 and 2**features <= n_samples:
+        if self.every_coalition and features <= 20 and 2**features <= n_samples:
             method, n_samples = EveryCoalitionKernelShap(model), 2**features
         out = []
         with seeded(self.seed, x), torch.no_grad():
