@@ -91,8 +91,8 @@ def call_counts(model: nn.Module, x: torch.Tensor) -> dict[nn.Module, int]:
 class PerCall(nn.Module):
     """Stands for a module that a forward pass calls k times: the i-th call runs the i-th of k fresh copies.
 
-    The counter restarts at k (a static network calls its modules in the same order on every
-    pass), so each copy is called once per forward pass, as Captum's DeepLIFT hooks require.
+    Calls are counted modulo k (a static network calls its modules in the same order on every
+    pass), so each copy runs once per forward pass, as Captum's DeepLIFT hooks require.
     """
 
     def __init__(self, module: nn.Module, calls: int) -> None:
