@@ -57,11 +57,12 @@ def test_blend_weight_is_the_validation_log_loss_minimum() -> None:
     assert min(c["log_loss"] for c in curve) == next(c["log_loss"] for c in curve if c["weight"] == w)
 
 
-def test_needs_a_network_with_categorical_embeddings() -> None:
+def test_needs_a_table() -> None:
     from deepstrata.models.mlp import MLP
 
-    fake = SimpleNamespace(path="r", architecture="mlp", model=lambda: MLP(in_features=4, num_classes=2), experiment=lambda: SimpleNamespace(data=None))
-    with pytest.raises(UserError, match="train a tabular_mlp"):
+    data = SimpleNamespace(name="digits", input_spec={"shape": [64]}, val=None)
+    fake = SimpleNamespace(path="r", architecture="mlp", model=lambda: MLP(in_features=64, num_classes=10), experiment=lambda: SimpleNamespace(data=data))
+    with pytest.raises(UserError, match="no table with categorical columns"):
         fit_hybrids(fake)
 
 
@@ -90,3 +91,8 @@ def test_hybrids_on_a_tiny_run(tmp_path: Path) -> None:
     tool = apply_tool("hybrid", run)
     assert tool.metrics["blend_weight"] == w and tool.metrics["test/stacked_blend/accuracy"] == blend["test_accuracy"]
     assert (tool.result_dir / "result.json").is_file()
+    # A network without categorical embeddings (FT-Transformer) gets the blend, not the embeddings -> GBDT row.
+    ft = Run.open(tiny_adult_run(tmp_path, model={"name": "ft_transformer", "d_token": 8, "n_blocks": 1, "heads": 2}, epochs=2))
+    ft_result = fit_hybrids(ft)
+    assert [r["model"] for r in ft_result.rows] == ["network", "gradient_boosting", "stacked_blend"]
+    np.testing.assert_allclose(ft_result.probabilities["gradient_boosting"]["test"], p["gradient_boosting"]["test"])  # same seed: same split, same trees

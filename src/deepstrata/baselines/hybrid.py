@@ -4,12 +4,14 @@ Problem: on tables, gradient-boosted trees often beat networks (Grinsztajn et al
 a network learns something the trees cannot: dense embeddings of categories, and a smooth
 score. Production pipelines combine the two rather than choose, but a combination chosen by
 looking at test scores, or fitted on a different split than the network, proves nothing.
-Idea: from a finished `tabular_mlp` run, on exactly its train/validation/test split:
-(a) embeddings -> GBDT: the network's learned categorical embeddings, beside the numeric
-    columns, as the features of a HistGradientBoosting model fitted on the training rows
-    (entity embeddings reused by trees, Guo & Berkhahn 2016; the embeddings were learned on
-    those same training rows, so the trees see no validation or test row);
-(b) stacked blend: p = w * p_network + (1 - w) * p_trees, the trees being HistGradientBoosting
+Idea: from a finished tabular classifier run, on exactly its train/validation/test split:
+(a) embeddings -> GBDT (for a network with learned categorical embeddings, `tabular_mlp`):
+    those embeddings, beside the numeric columns, as the features of a HistGradientBoosting
+    model fitted on the training rows (entity embeddings reused by trees, Guo & Berkhahn 2016;
+    the embeddings were learned on those same training rows, so the trees see no validation
+    or test row);
+(b) stacked blend (any classifier, e.g. also `ft_transformer`):
+    p = w * p_network + (1 - w) * p_trees, the trees being HistGradientBoosting
     on the raw table (native categorical splits), with the weight w chosen on the VALIDATION
     split (lowest log loss over w = 0, 0.05, ..., 1) and only then scored on test.
 Every candidate is reported with validation and test accuracy and AUROC beside the network
@@ -81,20 +83,21 @@ def network_inputs(model: Any, x: Any) -> np.ndarray:
 
 
 def fit_hybrids(run: Any, *, seed: int = 0, n_threads: int = 1) -> HybridResult:
-    """Network, trees, embeddings -> trees and the validation-weighted blend, scored on the run's val and test splits."""
+    """Network, trees, embeddings -> trees (when the network has them) and the validation-weighted blend, on the run's val and test splits."""
     import torch
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
 
     data = run.experiment().data
     model = run.model().eval()
-    if not hasattr(model, "categorical_embeddings"):
-        raise UserError(f"hybrid: '{run.path}' is a {run.architecture} run; the hybrids reuse learned categorical embeddings, so train a tabular_mlp (e.g. recipes/adult_mlp.yaml)")
+    embeds = hasattr(model, "categorical_embeddings")  # tabular_mlp: its embeddings can feed the trees
+    if not categorical_columns(data.input_spec) and not embeds:
+        raise UserError(f"hybrid: '{run.path}' is a {run.architecture} run on '{data.name}', which is no table with categorical columns; the hybrids are for the tabular datasets (adult, german_credit) and models (tabular_mlp, ft_transformer)")
     if data.val is None:
         raise UserError(f"hybrid: '{run.path}' has no validation split to choose the blend weight on; train it with data.val_fraction > 0")
     splits = {name: split_arrays(getattr(data, name)) for name in ("train", "val", "test")}
     categorical = categorical_columns(data.input_spec)
-    probs: dict[str, dict[str, np.ndarray]] = {"network": {}, "gradient_boosting": {}, "embeddings_gbdt": {}}
+    probs: dict[str, dict[str, np.ndarray]] = {"network": {}, "gradient_boosting": {}, **({"embeddings_gbdt": {}} if embeds else {})}
     with torch.no_grad():
         for name, (x, _) in splits.items():
             probs["network"][name] = torch.softmax(model(x).double(), dim=1).numpy()
@@ -102,11 +105,13 @@ def fit_hybrids(run: Any, *, seed: int = 0, n_threads: int = 1) -> HybridResult:
     with threadpool_limits(limits=n_threads):
         trees = HistGradientBoostingClassifier(random_state=seed, categorical_features=categorical or None)
         trees.fit(splits["train"][0].double().numpy(), y_train)
-        embedded = HistGradientBoostingClassifier(random_state=seed)
-        embedded.fit(network_inputs(model, splits["train"][0]), y_train)
         for name, (x, _) in splits.items():
             probs["gradient_boosting"][name] = trees.predict_proba(x.double().numpy())
-            probs["embeddings_gbdt"][name] = embedded.predict_proba(network_inputs(model, x))
+        if embeds:
+            embedded = HistGradientBoostingClassifier(random_state=seed)
+            embedded.fit(network_inputs(model, splits["train"][0]), y_train)
+            for name, (x, _) in splits.items():
+                probs["embeddings_gbdt"][name] = embedded.predict_proba(network_inputs(model, x))
     weight, curve = choose_blend_weight(probs["network"]["val"], probs["gradient_boosting"]["val"], splits["val"][1])
     probs["stacked_blend"] = {name: weight * probs["network"][name] + (1 - weight) * probs["gradient_boosting"][name] for name in splits}
     rows = []

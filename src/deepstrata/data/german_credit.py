@@ -12,7 +12,8 @@ training rows by `build_data`), then the 13 categorical ones as codes, whose lev
 documented codes in german.doc's order (plus "<unseen>"), not whatever the rows hold. There is no official
 test part, so `data.test_fraction` sets one aside. Per row, `attributes` keep `sex`
 (attribute 9: A91/A93/A94 male, A92/A95 female) and `age_group` ("<=25" / ">25", from
-attribute 13, the split used by Kamiran & Calders 2012), for fairness audits.
+attribute 13; age is the protected attribute of German Credit in Kamiran & Calders 2012), for
+fairness audits.
 (Hofmann 1994, UCI Machine Learning Repository.)
 """
 

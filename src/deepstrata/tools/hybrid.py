@@ -2,10 +2,10 @@
 
 Problem: whether a tabular network, boosted trees or a combination of both should serve a
 table is a question about one split, answered once the network is trained.
-Idea: an analysis of a finished `tabular_mlp` run that fits the hybrids of
-baselines/hybrid.py on the run's training rows (the network's categorical embeddings fed to
-HistGradientBoosting; a blend of the network's and the trees' probabilities whose weight is
-chosen on the validation split), and reports validation and test accuracy, AUROC and log loss
+Idea: an analysis of a finished tabular run (`tabular_mlp`, `ft_transformer`, ...) that fits
+the hybrids of baselines/hybrid.py on the run's training rows (a `tabular_mlp`'s categorical
+embeddings fed to HistGradientBoosting; a blend of the network's and the trees' probabilities
+whose weight is chosen on the validation split), and reports validation and test accuracy, AUROC and log loss
 of each beside the network and the plain trees. The run is not changed.
 """
 
@@ -26,7 +26,7 @@ def hybrid(run: Run, *, seed: int = 0) -> Analysis:
     from deepstrata.baselines.hybrid import fit_hybrids
 
     require_classifier(run, "hybrid")
-    phase("hybrid: fitting gradient boosting on the raw table and on the learned embeddings")
+    phase("hybrid: fitting gradient boosting on the raw table (and on learned embeddings, if the network has them)")
     result = fit_hybrids(run, seed=seed)
     metrics = {"blend_weight": result.blend_weight}
     for row in result.rows:
@@ -39,7 +39,8 @@ def hybrid(run: Run, *, seed: int = 0) -> Analysis:
     summary = (
         f"Blend weight w = {result.blend_weight:.2f} on the network (chosen on validation log loss). "
         f"Test accuracy: network {by['network']['test_accuracy']:.4f}, gradient boosting {by['gradient_boosting']['test_accuracy']:.4f}, "
-        f"embeddings -> GBDT {by['embeddings_gbdt']['test_accuracy']:.4f}, stacked blend {by['stacked_blend']['test_accuracy']:.4f}. "
-        f"Best on validation accuracy: {best_val}."
+        + (f"embeddings -> GBDT {by['embeddings_gbdt']['test_accuracy']:.4f}, " if "embeddings_gbdt" in by else "")
+        + f"stacked blend {by['stacked_blend']['test_accuracy']:.4f}. "
+        + f"Best on validation accuracy: {best_val}."
     )
     return Analysis(metrics=metrics, tables={"hybrid": result.rows, "blend_weight_on_validation": result.blend_curve}, summary=summary)
