@@ -198,7 +198,7 @@ def main() -> None:
             {
                 "name": f"IG completeness error, median over {completeness['n']} images",
                 "value": completeness["median"],
-                "unit": "of |F(x) - F(x')|",
+                "unit": "of the score gap F(x) - F(baseline)",
                 "note": f"max {completeness['max']:.4f}; {completeness['within_1pct']:.1%} of images within 1%; 50 steps, baseline 0.0 (model-input units)",
             }
         )
