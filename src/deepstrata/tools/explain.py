@@ -61,7 +61,7 @@ def explain(
     """Attribution maps of the predicted class for INPUT files (or texts) and for right and wrong test examples.
 
     inputs: image files (.png, .jpg), .npy arrays, or for a text run texts or text files (also as words after RUN_DIR).
-    method: explainers, comma-separated registered names (`strata list explainers`).
+    method: explainers, comma-separated: registered names or their aliases (ig, gradcam; `strata list explainers`).
     examples: test examples in the grid, half the model gets right and half it gets wrong (0: no grid).
     split: the split the grid's examples come from.
     """
