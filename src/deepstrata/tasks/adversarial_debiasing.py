@@ -18,7 +18,8 @@ ordinary classifier. A recipe: `task: {name: adversarial_debiasing, group: sex, 
 
 Limits: the group is read from the input's categorical column (fairness/groups.py), so it must
 be a feature; the classifier must be binary (the margin is its output); the adversary is small
-(logistic by default, as in the paper) and a stronger one may still find the group.
+(logistic by default, as in the paper) and a stronger one may still find the group; the
+adversary and its optimizer are not in the checkpoint, so a resumed run starts a fresh adversary.
 """
 
 from __future__ import annotations
