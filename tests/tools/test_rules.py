@@ -51,7 +51,7 @@ def test_veto_takes_the_best_allowed_class_and_override_sets_it() -> None:
     assert fired == [
         {"rule": "minors", "action": "veto", "matched": 2, "changed": 1},
         {"rule": "no mid for minors", "action": "veto", "matched": 2, "changed": 2},
-        {"rule": "rule 3", "action": "override", "matched": 1, "changed": 1},
+        {"rule": "rule_3", "action": "override", "matched": 1, "changed": 1},
     ]
 
 
@@ -107,3 +107,13 @@ def test_the_tool_on_a_tiny_adult_run(tmp_path: Path) -> None:
     with (result.result_dir / "predictions.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [r["ruled"] for r in rows] == [run.class_names[i] for i in expected]
+
+
+def test_rule_names_become_metric_names_and_may_not_collide() -> None:
+    from deepstrata.errors import ConfigError
+    from deepstrata.tools.rules import RuleSet, metric_key
+
+    assert metric_key("large capital gain") == "large_capital_gain" and metric_key("a/b: c") == "a_b_c"
+    twice = [{"name": n, "when": {"column": "age", "below": 18}, "then": {"action": "veto", "class": "high"}} for n in ("young people", "young-people", "young_people")]
+    with pytest.raises(ConfigError, match="taken by an earlier rule"):
+        RuleSet.parse(twice, columns=COLUMNS, categories=CATEGORIES, class_names=CLASSES, source="r.yaml")

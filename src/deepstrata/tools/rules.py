@@ -6,7 +6,7 @@ ad-hoc `if`s around the model, nobody knows how often they fire or what they cos
 Idea: rules are declared in YAML, each a condition on the RAW feature values and an action:
 
     rules:
-      - name: minors                     # optional; default "rule 1", "rule 2", ...
+      - name: minors                     # optional; default rule_1, rule_2, ...; metrics are named by it
         when: {column: age, below: 18}   # or a list of conditions, all of which must hold
         then: {action: veto, class: ">50K"}
       - when: [{column: occupation, in: [Armed-Forces]}, {column: hours-per-week, at_least: 60}]
@@ -33,6 +33,7 @@ ruled predictions (`predictions.csv`); `RuleSet` applies the same rules in code 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,11 @@ from deepstrata.tools.predictions import input_tensor, require_classifier
 RULE_ACTIONS = REGISTRIES["rule_action"]
 NUMERIC_OPS = {"below": np.less, "at_most": np.less_equal, "above": np.greater, "at_least": np.greater_equal}
 OPERATORS = [*NUMERIC_OPS, "equals", "in", "not_in"]
+
+
+def metric_key(rule_name: str) -> str:
+    """A rule's name as a metric name part: runs of anything but letters, digits, '.', '-' and '_' become '_' ("large capital gain" -> "large_capital_gain")."""
+    return re.sub(r"[^\w.-]+", "_", rule_name).strip("_") or "rule"
 
 
 @dataclass
@@ -138,7 +144,10 @@ class RuleSet:
             target = str(then["class"])
             if target not in class_names:
                 raise ConfigError(f"{where}: class '{target}' is not one of the run's classes{did_you_mean(target, list(class_names))} ({', '.join(class_names)})")
-            rules.append(Rule(str(item.get("name", f"rule {i}")), conditions, action, list(class_names).index(target)))
+            name = str(item.get("name", f"rule_{i}"))
+            if any(metric_key(r.name) == metric_key(name) for r in rules):
+                raise ConfigError(f"{where}: the name '{name}' is taken by an earlier rule (metrics are named by rule); give each rule its own name")
+            rules.append(Rule(name, conditions, action, list(class_names).index(target)))
         return cls(rules)
 
     def apply(self, table: Mapping[str, np.ndarray], probabilities: np.ndarray) -> tuple[np.ndarray, list[dict[str, Any]]]:
@@ -254,8 +263,8 @@ def rules(run: Run, *, rules: str = "", split: str = "test") -> Analysis:
     metrics: dict[str, float] = {f"{split}/accuracy_before": acc_before, f"{split}/accuracy_after": acc_after, f"{split}/changed": float((before != after).sum())}
     for row in fired:
         row["fire_rate"] = round(row["matched"] / len(labels), 5)
-        metrics[f"{split}/matched/{row['rule']}"] = float(row["matched"])
-        metrics[f"{split}/changed/{row['rule']}"] = float(row["changed"])
+        metrics[f"{split}/matched/{metric_key(row['rule'])}"] = float(row["matched"])
+        metrics[f"{split}/changed/{metric_key(row['rule'])}"] = float(row["changed"])
     folder = scratch_dir(run, "rules")
     with (folder / "predictions.csv").open("w", newline="") as f:
         writer = csv.writer(f)
