@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from captum.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
+from captum.attr import GuidedBackprop, InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
 
 from deepstrata.explain.base import make_explainer
 from tests.conftest import requires_shared_data
@@ -51,6 +51,7 @@ def _captum_smoothgrad(model, x, target):
 
 CAPTUM = {
     "saliency": lambda m, x, t: Saliency(m).attribute(x, target=t, abs=True),
+    "guided_backprop": lambda m, x, t: GuidedBackprop(m).attribute(x, target=t),
     "input_x_gradient": lambda m, x, t: InputXGradient(m).attribute(x, target=t),
     "integrated_gradients": lambda m, x, t: IntegratedGradients(m).attribute(x, baselines=torch.zeros_like(x), target=t, n_steps=50),
     "smoothgrad": _captum_smoothgrad,
@@ -82,3 +83,15 @@ def test_smoothgrad_around_integrated_gradients_runs():
     model, x, target = _batch()
     out = make_explainer("smoothgrad", around="integrated_gradients", samples=3, n_steps=8).attribute(model, x, target)
     assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_guided_backprop_differs_from_the_gradient_and_refuses_models_without_relu_modules():
+    from deepstrata.errors import UserError
+
+    model, x, target = _batch()
+    guided = make_explainer("guided_backprop").attribute(model, x, target)
+    plain = make_explainer("saliency", absolute=False).attribute(model, x, target)
+    assert not torch.allclose(guided, plain)  # the ReLUs' backward pass was changed
+    gelu = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 8), torch.nn.GELU(), torch.nn.Linear(8, 3))
+    with pytest.raises(UserError, match="no nn.ReLU modules"):
+        make_explainer("guided_backprop").attribute(gelu, x, torch.zeros(4, dtype=torch.long))

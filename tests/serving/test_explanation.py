@@ -47,13 +47,15 @@ def test_the_map_is_grad_cam_of_the_input_the_predictor_makes(runs: dict[str, Pa
         # a pixel method's map: |attribution| summed over the channels
         sal = httpx.post(f"{url}/v2/models/serve_cnn/explain?method=saliency", content=png.read_bytes(), headers={"Content-Type": "image/png"})
         assert sal.status_code == 200 and len(sal.json()["map"]) == body["height"] * body["width"]
+        alias = httpx.post(f"{url}/v2/models/serve_cnn/explain?method=gradcam", content=png.read_bytes(), headers={"Content-Type": "image/png"})
+        assert alias.json()["method"] == "grad_cam" and alias.json()["map"] == body["map"]
 
 
 def test_explain_says_what_is_wrong(runs: dict[str, Path], tmp_path: Path) -> None:
     png = _digit_png(tmp_path / "digit.png").read_bytes()
     with serve_in_thread(open_models([runs["cnn"], runs["mlp"]])) as url:
         unknown = httpx.post(f"{url}/v2/models/serve_cnn/explain?method=gradcamm", content=png, headers={"Content-Type": "image/png"})
-        assert unknown.status_code == 400 and "unknown explainer 'gradcamm'" in unknown.json()["error"] and "grad_cam" in unknown.json()["error"]
+        assert unknown.status_code == 400 and "unknown method 'gradcamm'" in unknown.json()["error"] and "grad_cam" in unknown.json()["error"]
         not_image = httpx.post(f"{url}/v2/models/serve_cnn/explain", json={"inputs": [1, 2]})
         assert not_image.status_code == 400 and "send an image" in not_image.json()["error"]
         mlp = httpx.post(f"{url}/v2/models/serve_mlp/explain", content=png, headers={"Content-Type": "image/png"})

@@ -65,6 +65,23 @@ class Explainer:
             raise UserError(f"{name}: {reason}")
 
 
+def explainer_name(name: str, *, who: str) -> str:
+    """The registered explainer `name` stands for: itself, or the one that declares it in `aliases=` ("ig", "gradcam").
+
+    An unknown name is a UserError with the closest names and aliases; `who` starts the message.
+    """
+    from deepstrata.errors import UserError, did_you_mean
+
+    names = EXPLAINERS.names()
+    if name in names:
+        return name
+    aliases = {alias: n for n in names for alias in EXPLAINERS.meta(n).get("aliases", ())}
+    if name in aliases:
+        return aliases[name]
+    known = sorted(set(names) | set(aliases))
+    raise UserError(f"{who}: unknown method '{name}'{did_you_mean(name, known)} (methods: {', '.join(names)}; `strata list explainers` describes them)")
+
+
 def make_explainer(name: str, **kwargs: Any) -> Explainer:
     """The registered explainer `name`, built from typed, validated keyword arguments."""
     from deepstrata.registry import create

@@ -5,8 +5,10 @@ Problem: a network's decision is a non-linear function of thousands of pixels or
 of the class score with respect to the input, and differ in how they tame its noise and its
 locality (a gradient says what matters for an infinitesimal change, not for the change from
 "nothing" to this input).
-Idea: four registered methods on Captum's implementations.
+Idea: five registered methods on Captum's implementations.
 - `saliency`: |d score / d x| (Simonyan, Vedaldi & Zisserman 2014).
+- `guided_backprop`: the gradient with only positive gradients passed back through each ReLU
+  (Springenberg et al. 2015).
 - `input_x_gradient`: x * d score / d x (Shrikumar et al. 2016), the first-order Taylor term.
 - `integrated_gradients`: (x - x') * the average gradient along the straight path from a
   baseline x' to x (Sundararajan, Taly & Yan 2017); its attributions sum to F(x) - F(x')
@@ -21,11 +23,11 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from captum.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
+from captum.attr import GuidedBackprop, InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
 from torch import nn
 
 from deepstrata.errors import ConfigError
-from deepstrata.explain.base import Explainer, check_batch, constant_baseline, leaf_input, seeded
+from deepstrata.explain.base import Explainer, check_batch, constant_baseline, leaf_input, quiet_hooks, seeded
 from deepstrata.registry import register_explainer
 
 
@@ -46,6 +48,31 @@ class SaliencyExplainer(Explainer):
         target = check_batch("saliency", x, target)
         with torch.enable_grad():
             return Saliency(model).attribute(leaf_input(x), target=target, abs=self.absolute).detach()
+
+
+@register_explainer("guided_backprop")
+class GuidedBackpropExplainer(Explainer):
+    """Guided backpropagation (Springenberg et al. 2015): the input gradient with only positive gradients passed back through each `nn.ReLU` (Captum GuidedBackprop).
+
+    It changes the backward pass of `nn.ReLU` modules only, so a model without them (or with
+    its ReLUs applied as functions) gets plain gradients; such models are refused. Adebayo et
+    al. 2018 found its maps barely change when the model's weights are randomised: it shows
+    the input's edges more than the model's reasons.
+    """
+
+    needs = "gradients"
+
+    def why_not(self, model: nn.Module, x: torch.Tensor) -> str | None:
+        reason = super().why_not(model, x)
+        if reason is None and not any(isinstance(m, nn.ReLU) for m in model.modules()):
+            reason = f"{type(model).__name__} has no nn.ReLU modules, whose backward pass guided backpropagation changes; it would equal plain gradients (use saliency)"
+        return reason
+
+    def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self.check_applies(model, x)
+        target = check_batch("guided_backprop", x, target)
+        with torch.enable_grad(), quiet_hooks():
+            return GuidedBackprop(model).attribute(leaf_input(x), target=target).detach()
 
 
 @register_explainer("input_x_gradient")

@@ -28,10 +28,9 @@ def explain_image(predictor: Any, body: bytes, *, method: str) -> dict[str, Any]
     """The predicted class of one encoded image and `method`'s map of it: {"prediction", "method", "height", "width", "input", "map"}."""
     import torch
 
-    from deepstrata.explain.base import EXPLAINERS, make_explainer
+    from deepstrata.explain.base import explainer_name, make_explainer
 
-    if method not in EXPLAINERS:
-        raise UserError(f"unknown explainer '{method}' (choices: {', '.join(EXPLAINERS.names())})")
+    method = explainer_name(method, who="/explain")
     explainer = make_explainer(method)
     raw, warnings = predictor.image_bytes_input(body)
     x = predictor.preprocess(raw)

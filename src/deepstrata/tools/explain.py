@@ -35,18 +35,10 @@ DEFAULT_METHODS = ["saliency", "integrated_gradients", "grad_cam"]
 
 
 def resolve_method(name: str) -> str:
-    """A registered explainer's name for `name`: itself, or the explainer that declares it in `aliases=`."""
-    from deepstrata.errors import did_you_mean
-    from deepstrata.explain.base import EXPLAINERS
+    """A registered explainer's name for `name` (its own, or an alias it declares); see `explain.base.explainer_name`."""
+    from deepstrata.explain.base import explainer_name
 
-    names = EXPLAINERS.names()
-    if name in names:
-        return name
-    aliases = {alias: n for n in names for alias in EXPLAINERS.meta(n).get("aliases", ())}
-    if name in aliases:
-        return aliases[name]
-    known = sorted(set(names) | set(aliases))
-    raise UserError(f"explain: unknown method '{name}'{did_you_mean(name, known)} (methods: {', '.join(names)}; `strata list explainers` describes them)")
+    return explainer_name(name, who="explain")
 
 
 @register_tool("explain", kind="analysis", report="explain", positional="inputs")
