@@ -61,6 +61,8 @@ def test_get_imports_only_the_defining_module() -> None:
         ("strategies", {"single", "ddp", "fsdp", "dp_sgd", "fedavg"}),
         ("client_splits", {"iid", "shards", "dirichlet"}),
         ("serving_backends", {"torch", "onnxruntime"}),
+        ("explainers", {"saliency", "integrated_gradients", "grad_cam", "guided_backprop", "kernel_shap", "lime", "attention_rollout", "tcav"}),
+        ("rule_actions", {"veto", "override"}),
         ("precisions", {"fp32", "bf16", "fp16"}),
         ("finetune_strategies", {"feature_extraction", "fine_tuning", "gradual_unfreezing"}),
         ("key_maps", {"timm_resnet", "timm_vit"}),

@@ -9,6 +9,7 @@ from deepstrata.catalog import list_components
 PROMISED = [
     "digits", "sample_images", "iris", "wine", "breast_cancer", "diabetes", "sunspots", "co2", "karate", "python_text",
     "mnist", "fashion_mnist", "kmnist", "cifar10", "cifar100", "image_folder", "csv", "parquet", "text_files", "jsonl",
+    "adult", "german_credit",
 ]  # fmt: skip
 
 
