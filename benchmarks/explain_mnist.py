@@ -60,7 +60,6 @@ def attribute_all(explainer, model, x, target):
 
 
 def main() -> None:
-    import numpy as np
     import torch
 
     from deepstrata.errors import UserError

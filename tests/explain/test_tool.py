@@ -175,6 +175,7 @@ def test_text_run_writes_escaped_highlighted_html_per_input_and_a_grid(tmp_path:
     first = pages[0].read_text(encoding="utf-8")
     assert "<script>" not in first and "&lt;" in first and first.count("<span") >= len(hostile) - 1  # one span per character token
     assert "pass" not in first and "p</span>" in pages[1].read_text(encoding="utf-8")  # the file's content, not its name
+    assert "</span><span" in first and "</span> <span" not in first  # character tokens side by side, as the text reads
     assert (folder / "grid.html").is_file() and not (folder / "grid.png").exists()
     from deepstrata.report.sections.explain import explain_section
 

@@ -108,8 +108,11 @@ def grid_figure(
     return figure
 
 
-def token_html(tokens: Sequence[str], scores: Sequence[float] | np.ndarray, *, title: str = "") -> str:
-    """Tokens with their attributions as highlighted HTML: red for, blue against the class; all text escaped."""
+def token_html(tokens: Sequence[str], scores: Sequence[float] | np.ndarray, *, title: str = "", separator: str = " ") -> str:
+    """Tokens with their attributions as highlighted HTML: red for, blue against the class; all text escaped.
+
+    separator: what stands between tokens ("" for a character tokenizer, whose text is its tokens side by side).
+    """
     values = np.asarray(scores, dtype=np.float64).reshape(-1)
     if len(values) != len(tokens):
         raise ValueError(f"{len(tokens)} tokens but {len(values)} scores")
@@ -122,7 +125,7 @@ def token_html(tokens: Sequence[str], scores: Sequence[float] | np.ndarray, *, t
             f'<span title="{value:+.4g}" style="background: rgba({colour},{strength:.3f}); padding: 0 1px">{html.escape(token)}</span>'
         )
     head = f"<h4>{html.escape(title)}</h4>" if title else ""
-    return f'{head}<p style="font-family: monospace; line-height: 1.8">{" ".join(spans)}</p>'
+    return f'{head}<p style="font-family: monospace; line-height: 1.8">{html.escape(separator).join(spans)}</p>'
 
 
 def html_page(fragments: Sequence[str], *, title: str) -> str:

@@ -289,4 +289,6 @@ def _token_fragment(overlay: Any, tokenizer: Any, ids: Any, scores: Any, title: 
     keep = [j for j, t in enumerate(ids.tolist()) if t != tokenizer.pad_id]
     tokens = [tokenizer.decode([int(ids[j])]) or f"[{int(ids[j])}]" for j in keep]
     values = scores.reshape(len(ids), -1).sum(1)[keep] if scores.dim() > 1 else scores[keep]
-    return overlay.token_html(tokens, values.cpu().numpy(), title=title)
+    # Tokens that the tokenizer writes side by side (characters) are shown side by side.
+    joined = tokenizer.decode([int(ids[j]) for j in keep]) == "".join(tokens)
+    return overlay.token_html(tokens, values.cpu().numpy(), title=title, separator="" if joined else " ")
