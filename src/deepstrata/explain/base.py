@@ -65,6 +65,21 @@ class Explainer:
             raise UserError(f"{name}: {reason}")
 
 
+def stage_reason(model: nn.Module, stage: int, *, method: str) -> str | None:
+    """Why `method` cannot read `model`'s feature stage `stage` (not a Backbone, no stages, out of range), or None."""
+    from deepstrata.models.base import Backbone
+
+    if not isinstance(model, Backbone):
+        return f"{type(model).__name__} is not a deepstrata Backbone, so its feature stages are not reachable; {method} needs feature_stages()"
+    try:
+        stages = model.feature_stages()
+    except NotImplementedError as err:
+        return str(err)
+    if not -len(stages) <= stage < len(stages):
+        return f"{type(model).__name__} has {len(stages)} feature stages; choose stage in {-len(stages)}..{len(stages) - 1}, got {stage}"
+    return None
+
+
 def explainer_name(name: str, *, who: str) -> str:
     """The registered explainer `name` stands for: itself, or the one that declares it in `aliases=` ("ig", "gradcam").
 

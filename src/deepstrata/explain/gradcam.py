@@ -23,28 +23,23 @@ from captum.attr import GuidedBackprop
 from torch import nn
 
 from deepstrata.errors import UserError
-from deepstrata.explain.base import Explainer, check_batch, leaf_input, quiet_hooks
+from deepstrata.explain.base import Explainer, check_batch, leaf_input, quiet_hooks, stage_reason
 from deepstrata.models.base import Backbone
 from deepstrata.registry import register_explainer
 
 
 def feature_map_reason(model: nn.Module, x: torch.Tensor, stage: int) -> str | None:
     """Why `model` has no NCHW feature map at `stage` for inputs like `x`, or None when it has one."""
-    if not isinstance(model, Backbone):
-        return f"{type(model).__name__} is not a deepstrata Backbone, so it exposes no feature map; Grad-CAM needs forward_intermediates"
-    if model.feature_format != "NCHW":
+    reason = stage_reason(model, stage, method="Grad-CAM")
+    if reason is not None:
+        return reason
+    if model.feature_format != "NCHW":  # type: ignore[union-attr]
         return (
-            f"{type(model).__name__}'s features are {model.feature_format}, not an NCHW feature map; Grad-CAM needs a "
+            f"{type(model).__name__}'s features are {model.feature_format}, not an NCHW feature map; Grad-CAM needs a "  # type: ignore[union-attr]
             "convolutional map (for a Vision Transformer use attention_rollout)"
         )
     if x.dim() != 4:
         return f"Grad-CAM explains images (N, C, H, W), got inputs of shape {tuple(x.shape)}"
-    try:
-        stages = model.feature_stages()
-    except NotImplementedError as err:
-        return str(err)
-    if not -len(stages) <= stage < len(stages):
-        return f"{type(model).__name__} has {len(stages)} feature stages; choose stage in {-len(stages)}..{len(stages) - 1}, got {stage}"
     return None
 
 
@@ -108,24 +103,16 @@ class GradCAMExplainer(Explainer):
 
 
 @register_explainer("guided_grad_cam", aliases=("guided_gradcam",))
-class GuidedGradCAMExplainer(Explainer):
+class GuidedGradCAMExplainer(GradCAMExplainer):
     """Guided Grad-CAM (Selvaraju et al. 2017): the upsampled Grad-CAM map x guided backprop's gradients, shaped like x.
 
     Guided backpropagation (Captum GuidedBackprop) passes only positive gradients back through
-    each `nn.ReLU` module; the map is broadcast over the input's channels.
+    each `nn.ReLU` module; the map is broadcast over the input's channels. Its settings and what
+    it needs are Grad-CAM's.
     """
 
-    needs = "feature_map"
-
-    def __init__(self, *, stage: int = -1) -> None:
-        self.stage = stage
-
-    def why_not(self, model: nn.Module, x: torch.Tensor) -> str | None:
-        return super().why_not(model, x) or feature_map_reason(model, x, self.stage)
-
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        self.check_applies(model, x)
-        cam = GradCAMExplainer(stage=self.stage).attribute(model, x, target)
+        cam = super().attribute(model, x, target)
         target = check_batch("guided_grad_cam", x, target)
         with torch.enable_grad(), quiet_hooks():
             guided = GuidedBackprop(model).attribute(leaf_input(x), target=target).detach()

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from deepstrata.errors import ConfigError, UserError
-from deepstrata.explain.base import Explainer
+from deepstrata.explain.base import Explainer, stage_reason
 from deepstrata.explain.gradcam import stage_activations_and_gradients
 from deepstrata.models.base import Backbone
 from deepstrata.registry import register_explainer
@@ -79,18 +79,6 @@ class TCAVResult:
         }  # fmt: skip
 
 
-def stage_reason(model: nn.Module, stage: int) -> str | None:
-    if not isinstance(model, Backbone):
-        return f"{type(model).__name__} is not a deepstrata Backbone, so its layer activations are not reachable; TCAV needs feature_stages()"
-    try:
-        stages = model.feature_stages()
-    except NotImplementedError as err:
-        return str(err)
-    if not -len(stages) <= stage < len(stages):
-        return f"{type(model).__name__} has {len(stages)} feature stages; choose stage in {-len(stages)}..{len(stages) - 1}, got {stage}"
-    return None
-
-
 @register_explainer("tcav")
 class TCAV(Explainer):
     """TCAV (Kim et al. 2018): concept activation vectors at stage `stage`, scores against random sets, a t-test.
@@ -111,7 +99,7 @@ class TCAV(Explainer):
         self.stage, self.classifier, self.significance, self.seed, self.batch_size = stage, classifier, significance, seed, batch_size
 
     def why_not(self, model: nn.Module, x: torch.Tensor) -> str | None:
-        return super().why_not(model, x) or stage_reason(model, self.stage)
+        return super().why_not(model, x) or stage_reason(model, self.stage, method="TCAV")
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise UserError("tcav scores concepts rather than attributing inputs: call TCAV.score(model, concept, random_sets, inputs, target)")
