@@ -38,19 +38,22 @@ class BaselineResult:
     auroc: float | None = None  # binary classification: area under the ROC curve of the positive class's score
 
 
-def _arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A torch Dataset of (x, y) pairs -> (N, features) float array and (N,) targets."""
+def split_tensors(dataset: Any) -> tuple[Any, Any]:
+    """A torch Dataset of (x, y) pairs -> its (N, ...) inputs and (N, ...) targets as tensors, in row order."""
+    import torch
     from torch.utils.data import Subset, TensorDataset
 
     if isinstance(dataset, Subset) and isinstance(dataset.dataset, TensorDataset):
-        x, y = (t[dataset.indices] for t in dataset.dataset.tensors)
-    elif isinstance(dataset, TensorDataset):
-        x, y = dataset.tensors
-    else:
-        pairs = [dataset[i] for i in range(len(dataset))]
-        import torch
+        return tuple(t[dataset.indices] for t in dataset.dataset.tensors[:2])
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[0], dataset.tensors[1]
+    pairs = [dataset[i] for i in range(len(dataset))]
+    return torch.stack([p[0] for p in pairs]), torch.stack([torch.as_tensor(p[1]) for p in pairs])
 
-        x, y = torch.stack([p[0] for p in pairs]), torch.stack([torch.as_tensor(p[1]) for p in pairs])
+
+def _arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A torch Dataset of (x, y) pairs -> (N, features) float array and (N,) targets."""
+    x, y = split_tensors(dataset)
     return x.reshape(len(x), -1).double().numpy(), y.numpy()
 
 

@@ -43,16 +43,9 @@ class HybridResult:
 
 def split_arrays(dataset: Any) -> tuple[Any, np.ndarray]:
     """A split's inputs (N, F) float32 torch tensor and labels (N,) numpy, in the split's row order."""
-    import torch
-    from torch.utils.data import Subset, TensorDataset
+    from deepstrata.baselines.classical import split_tensors
 
-    if isinstance(dataset, Subset) and isinstance(dataset.dataset, TensorDataset):
-        x, y = (t[dataset.indices] for t in dataset.dataset.tensors)
-    elif isinstance(dataset, TensorDataset):
-        x, y = dataset.tensors
-    else:
-        pairs = [dataset[i] for i in range(len(dataset))]
-        x, y = torch.stack([p[0] for p in pairs]), torch.stack([torch.as_tensor(p[1]) for p in pairs])
+    x, y = split_tensors(dataset)
     return x.float(), y.numpy()
 
 
