@@ -17,8 +17,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from deepstrata.registry import REGISTRIES, register_report_section
+from deepstrata.registry import register_report_section
 from deepstrata.report.html import Section, table_html
+from deepstrata.report.sections.tools import section_tools
 from deepstrata.run.run import Run
 
 SECTION = "explain"
@@ -26,8 +27,7 @@ SECTION = "explain"
 
 def explain_tools() -> list[str]:
     """Registered tools that report here."""
-    tools = REGISTRIES["tool"]
-    return sorted(n for n in tools.names() if tools.meta(n).get("report") == SECTION)
+    return section_tools(SECTION)
 
 
 def _grid(result: dict[str, Any]) -> str:

@@ -11,11 +11,10 @@ the accuracy and gaps before and after, on validation (where they were fitted) a
 from __future__ import annotations
 
 import html
-from typing import Any
 
-from deepstrata.registry import REGISTRIES, register_report_section
+from deepstrata.registry import register_report_section
 from deepstrata.report.html import Section, table_html
-from deepstrata.report.sections.tools import result_html
+from deepstrata.report.sections.tools import latest_results, result_html, section_tools
 from deepstrata.run.run import Run
 
 SECTION = "fairness"
@@ -24,12 +23,7 @@ SECTION = "fairness"
 @register_report_section("fairness")
 def fairness(run: Run) -> Section | None:
     """Latest fairness audit, and a threshold post-processed run's thresholds and before/after gaps."""
-    tools = REGISTRIES["tool"]
-    wanted = {n for n in tools.names() if tools.meta(n).get("report") == SECTION}
-    latest: dict[str, dict[str, Any]] = {}
-    for result in run.tool_results():
-        if str(result.get("tool", "")) in wanted:
-            latest[str(result["tool"])] = result  # oldest first: the last one wins
+    latest = latest_results(run, section_tools(SECTION))
     parts = []
     thresholds = run.spec.get("fair_threshold") if run.has_model else None
     derived = run.derived_from or {}

@@ -16,7 +16,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from deepstrata.registry import REPORT_SECTIONS, register_report_section
+from deepstrata.registry import REGISTRIES, REPORT_SECTIONS, register_report_section
 from deepstrata.report.html import Section, table_html
 from deepstrata.run.run import Run
 
@@ -50,6 +50,22 @@ def result_html(result: dict[str, Any]) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in result["args"].items())
         parts.append(f"<p><small>arguments: {html.escape(args)}; folder: {html.escape(str(folder))}</small></p>")
     return "".join(parts)
+
+
+def section_tools(section: str) -> list[str]:
+    """Registered tools whose results a report section shows (`register_tool(..., report=section)`), sorted."""
+    tools = REGISTRIES["tool"]
+    return sorted(n for n in tools.names() if tools.meta(n).get("report") == section)
+
+
+def latest_results(run: Run, tools: list[str]) -> dict[str, dict[str, Any]]:
+    """tool -> the newest of the run's results by that tool, for the tools named."""
+    wanted, latest = set(tools), {}
+    for result in run.tool_results():
+        tool = str(result.get("tool", ""))
+        if tool in wanted:
+            latest[tool] = result  # oldest first: the last one wins
+    return latest
 
 
 @register_report_section("tool_results")

@@ -12,11 +12,10 @@ order (calibration, uncertainty, OOD, attacks, then any other), and for a run th
 from __future__ import annotations
 
 import html
-from typing import Any
 
-from deepstrata.registry import REGISTRIES, register_report_section
+from deepstrata.registry import register_report_section
 from deepstrata.report.html import Section, table_html
-from deepstrata.report.sections.tools import result_html
+from deepstrata.report.sections.tools import latest_results, result_html, section_tools
 from deepstrata.run.run import Run
 
 SECTION = "trust"
@@ -25,20 +24,14 @@ ORDER = ("calibration", "uncertainty", "ood", "attack")
 
 def trust_tools() -> list[str]:
     """Registered tools that report here, in reading order."""
-    tools = REGISTRIES["tool"]
-    names = [n for n in tools.names() if tools.meta(n).get("report") == SECTION]
-    return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+    return sorted(section_tools(SECTION), key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
 
 
 @register_report_section("trust")
 def trust(run: Run) -> Section | None:
     """Latest calibration, uncertainty, OOD and attack results, and a calibrated run's before/after."""
     wanted = trust_tools()
-    latest: dict[str, dict[str, Any]] = {}
-    for result in run.tool_results():
-        tool = str(result.get("tool", ""))
-        if tool in wanted:
-            latest[tool] = result  # oldest first: the last one wins
+    latest = latest_results(run, wanted)
     parts = []
     derived = run.derived_from or {}
     calibration = run.spec.get("calibration") if run.has_model else None
