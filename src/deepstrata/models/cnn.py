@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepstrata.errors import ConfigError
 from deepstrata.models.base import Backbone
 from deepstrata.nn.input_checks import check_input
 from deepstrata.nn.norms import ConvNorm, conv_norm
@@ -35,14 +36,19 @@ class SmallCNN(Backbone):
         widths: tuple[int, ...] = (32, 64),
         norm: ConvNorm = "batch",
         dropout: float = 0.25,
+        conv_widths: tuple[int, ...] | None = None,
     ):
         super().__init__()
+        if conv_widths is not None and len(conv_widths) != 2 * len(widths):
+            raise ConfigError(f"SmallCNN: conv_widths gives one width per convolution, 2 per stage: {2 * len(widths)} for widths={list(widths)}, got {list(conv_widths)}")
         self.in_channels = in_channels
         layers: list[nn.Module] = []
         self.stage_ends: list[int] = []  # index in `features` of each stage's last ReLU
         channels = in_channels
-        for i, width in enumerate(widths):
+        per_conv = iter(conv_widths) if conv_widths is not None else iter(w for w in widths for _ in range(2))
+        for i in range(len(widths)):
             for _ in range(2):
+                width = next(per_conv)  # a channel-pruned model has its own width per convolution
                 layers += [nn.Conv2d(channels, width, 3, padding=1, bias=norm == "none"), conv_norm(norm, width), nn.ReLU()]
                 channels = width
             self.stage_ends.append(len(layers) - 1)
@@ -75,6 +81,11 @@ def small_cnn(
     widths: list[int] = [32, 64],  # noqa: B006 - copied into a tuple, never mutated
     norm: ConvNorm = "batch",
     dropout: float = 0.25,
+    conv_widths: list[int] | None = None,
 ) -> SmallCNN:
-    """Small VGG-style CNN: stages of two 3x3 conv-norm-ReLU layers, max-pool between stages."""
-    return SmallCNN(in_channels=in_channels, num_classes=num_classes, widths=tuple(widths), norm=norm, dropout=dropout)
+    """Small VGG-style CNN: stages of two 3x3 conv-norm-ReLU layers, max-pool between stages.
+
+    conv_widths: one width per convolution (2 per stage), overriding `widths` (a channel-pruned model).
+    """
+    per_conv = tuple(conv_widths) if conv_widths is not None else None
+    return SmallCNN(in_channels=in_channels, num_classes=num_classes, widths=tuple(widths), norm=norm, dropout=dropout, conv_widths=per_conv)

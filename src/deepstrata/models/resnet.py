@@ -38,12 +38,13 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, cin: int, width: int, *, stride: int = 1, norm: ConvNorm = "batch", drop_path: float = 0.0):
+    def __init__(self, cin: int, width: int, *, stride: int = 1, norm: ConvNorm = "batch", drop_path: float = 0.0, inner: tuple[int, ...] = ()):
         super().__init__()
         cout = width * self.expansion
-        self.conv1 = conv3x3(cin, width, stride)
-        self.bn1 = conv_norm(norm, width)
-        self.conv2 = conv3x3(width, cout)
+        (mid,) = inner or (width,)  # the channels between conv1 and conv2 (fewer in a channel-pruned block)
+        self.conv1 = conv3x3(cin, mid, stride)
+        self.bn1 = conv_norm(norm, mid)
+        self.conv2 = conv3x3(mid, cout)
         self.bn2 = conv_norm(norm, cout)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = _shortcut(cin, cout, stride, norm)
@@ -65,14 +66,15 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, cin: int, width: int, *, stride: int = 1, norm: ConvNorm = "batch", drop_path: float = 0.0):
+    def __init__(self, cin: int, width: int, *, stride: int = 1, norm: ConvNorm = "batch", drop_path: float = 0.0, inner: tuple[int, ...] = ()):
         super().__init__()
         cout = width * self.expansion
-        self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
-        self.bn1 = conv_norm(norm, width)
-        self.conv2 = conv3x3(width, width, stride)
-        self.bn2 = conv_norm(norm, width)
-        self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
+        mid1, mid2 = inner or (width, width)  # the outputs of conv1 and conv2 (fewer in a channel-pruned block)
+        self.conv1 = nn.Conv2d(cin, mid1, 1, bias=False)
+        self.bn1 = conv_norm(norm, mid1)
+        self.conv2 = conv3x3(mid1, mid2, stride)
+        self.bn2 = conv_norm(norm, mid2)
+        self.conv3 = nn.Conv2d(mid2, cout, 1, bias=False)
         self.bn3 = conv_norm(norm, cout)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = _shortcut(cin, cout, stride, norm)
@@ -124,10 +126,14 @@ class ResNet(Backbone):
         zero_init_residual: bool = False,
         drop_path: float = 0.0,
         dropout: float = 0.0,
+        inner_widths: tuple[tuple[int, ...], ...] | None = None,
     ):
         super().__init__()
         if len(layers) != len(widths) or not layers:
             raise ConfigError(f"ResNet needs one width per stage: layers={list(layers)} but widths={list(widths)}")
+        per_block = 1 if block == "basic" else 2
+        if inner_widths is not None and (len(inner_widths) != sum(layers) or any(len(w) != per_block for w in inner_widths)):
+            raise ConfigError(f"ResNet inner_widths gives each of the {sum(layers)} blocks its {per_block} inner width(s), got {[list(w) for w in inner_widths]}")
         if norm == "none":
             raise ConfigError("ResNet blocks need a normalisation layer; choose norm batch, group or layer")
         self.in_channels = in_channels
@@ -147,7 +153,8 @@ class ResNet(Backbone):
             stage = []
             for j in range(n):
                 rate = drop_path * seen / max(1, total - 1)  # stochastic depth grows linearly with depth
-                stage.append(block_cls(channels, width, stride=2 if (i > 0 and j == 0) else 1, norm=norm, drop_path=rate))
+                inner = inner_widths[seen] if inner_widths is not None else ()
+                stage.append(block_cls(channels, width, stride=2 if (i > 0 and j == 0) else 1, norm=norm, drop_path=rate, inner=inner))
                 channels = width * block_cls.expansion
                 seen += 1
             self.add_module(f"layer{i + 1}", nn.Sequential(*stage))
@@ -208,11 +215,18 @@ def resnet(
     zero_init_residual: bool = False,
     drop_path: float = 0.0,
     dropout: float = 0.0,
+    inner_widths: list[list[int]] | None = None,
 ) -> ResNet:
-    """ResNet with explicit stages: `layers` blocks per stage at `widths`, stride 2 from stage 2."""
+    """ResNet with explicit stages: `layers` blocks per stage at `widths`, stride 2 from stage 2.
+
+    inner_widths: per block, in order, its inner width(s) (basic: [conv1 out]; bottleneck: [conv1
+    out, conv2 out]), overriding `widths` inside the block (a channel-pruned model).
+    """
+    inner = tuple(tuple(w) for w in inner_widths) if inner_widths is not None else None
     return ResNet(
         in_channels=in_channels, num_classes=num_classes, block=block, layers=tuple(layers), widths=tuple(widths), stem=stem,
         norm=norm, global_pool=global_pool, zero_init_residual=zero_init_residual, drop_path=drop_path, dropout=dropout,
+        inner_widths=inner,
     )  # fmt: skip
 
 
