@@ -39,7 +39,7 @@ def test_pareto_measures_the_trained_run_and_its_derived_variants(tiny_recipe: d
 
     result = api.apply("pareto", twice.path, also=[str(other.path)], batch_size=8, rounds=3, warmup=1)
     rows = json.loads((Path(result.result_dir) / "result.json").read_text())["tables"]["variants"]
-    assert [r["variant"] for r in rows] == ["trained", "prune(sparsity=0.5, scope=global, finetune_epochs=0, finetune_lr_scale=0.1)",
+    assert [r["variant"] for r in rows] == ["trained", "prune(sparsity=0.5, scope=global, finetune_epochs=0, finetune_lr_scale=0.1, schedule=one_shot, rewind=none, rewind_epochs=0, rewind_step=0, rewind_rounds=1)",
                                             rows[2]["variant"], f"also: {other.name}"]
     assert rows[2]["variant"].count("prune(") == 2
     assert rows[0]["test/accuracy"] == pytest.approx(parent.test_metrics["test/accuracy"])

@@ -32,6 +32,7 @@ from torch import nn
 
 from deepstrata.errors import UserError
 from deepstrata.run.atomic import atomic_write_text
+from deepstrata.run import sparse_weights
 from deepstrata.run.integrity import verify, write_checked
 
 WEIGHTS = "model.safetensors"
@@ -56,15 +57,21 @@ _DTYPE_NAMES = {
 }
 
 
-def save_model(model: nn.Module, directory: str | Path, spec: dict[str, Any]) -> Path:
-    """Write weights (+ their .sha256) and `spec` (architecture, kwargs, task, input_spec, ...) into `directory`."""
+def save_model(model: nn.Module, directory: str | Path, spec: dict[str, Any], *, sparse: bool = False) -> Path:
+    """Write weights (+ their .sha256) and `spec` (architecture, kwargs, task, input_spec, ...) into `directory`.
+
+    sparse: store mostly-zero tensors as bitmask + non-zero values (`run/sparse_weights.py`; pruned runs).
+    """
     from safetensors.torch import save_file
 
     from deepstrata import __version__
 
     directory = Path(directory)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    write_checked(directory / WEIGHTS, lambda p: save_file(weights, str(p), metadata={"format": "pt"}))
+    if sparse:
+        write_checked(directory / WEIGHTS, lambda p: sparse_weights.save_sparse(weights, p))
+    else:
+        write_checked(directory / WEIGHTS, lambda p: save_file(weights, str(p), metadata={"format": "pt"}))
     full = {"deepstrata_version": __version__, **spec}
     atomic_write_text(directory / SPEC, json.dumps(full, indent=2, sort_keys=True) + "\n")
     return directory
@@ -114,8 +121,6 @@ def load_model(directory: str | Path, *, map_location: str | torch.device = "cpu
     Every way the two files can be broken or mismatched is a one-line UserError naming the
     file, raised before the model is allocated (see the module docstring).
     """
-    from safetensors.torch import load_file
-
     directory = Path(directory)
     spec = read_spec(directory)
     spec_path, weights_path = directory / SPEC, directory / WEIGHTS
@@ -123,7 +128,8 @@ def load_model(directory: str | Path, *, map_location: str | torch.device = "cpu
     if not weights_path.is_file():
         raise UserError(f"'{directory}' holds {SPEC} but no {WEIGHTS}; the run did not finish")
     verify(weights_path)
-    header = read_header(weights_path)
+    header = read_header(weights_path)  # first: it turns a truncated or foreign file into a one-line error
+    header = sparse_weights.dense_header(weights_path) or header  # a pruned run's weights may be stored sparse
     model = build_on_meta(factory, kwargs, spec_path)
     if model is not None:
         replace_modules(model, spec, spec_path)
@@ -131,7 +137,7 @@ def load_model(directory: str | Path, *, map_location: str | torch.device = "cpu
     model = replace_modules(_build(factory, kwargs, spec_path), spec, spec_path)
     check_fits(model, header, weights_path, spec_path)
     try:
-        state = load_file(str(weights_path), device=str(map_location))
+        state = sparse_weights.load_dense(weights_path, device=str(map_location))
         model.load_state_dict(state)
     except Exception as err:  # noqa: BLE001 - safetensors and torch raise several kinds
         raise UserError(f"{weights_path}: cannot be loaded into the model ({_one_line(err)}); {RETRAIN}") from None

@@ -66,11 +66,14 @@ class Derived:
     """What a transformation made: a new `model` (never the parent's object changed in place),
     `spec_updates` merged into the parent's model.json (new architecture arguments, a note), and
     `metrics` describing the change (sparsity, bits, temperature), kept in the new run's run.json.
+    `sparse_weights`: store model.safetensors as bitmask + non-zero values (pruned models;
+    `run/sparse_weights.py`); it loads back to the identical dense weights.
     """
 
     model: nn.Module
     spec_updates: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    sparse_weights: bool = False
 
 
 @dataclass
@@ -332,7 +335,7 @@ def write_derived(parent: Run, name: str, args: Mapping[str, Any], derived: Deri
     for item in sorted(parent.path.iterdir()):
         if inherited(item):
             shutil.copyfile(item, new_dir / item.name)
-    artifact.save_model(derived.model, new_dir, spec)
+    artifact.save_model(derived.model, new_dir, spec, sparse=derived.sparse_weights)
     info = {
         "recipe": parent.info.get("recipe", parent.name),
         "seed": parent.info.get("seed"),

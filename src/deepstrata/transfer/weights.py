@@ -51,7 +51,6 @@ def timm_vit(state: StateDict) -> StateDict:
 def read_state_dict(path: str | Path, *, key_map: str | None = None) -> StateDict:
     """Tensors from a .safetensors file, renamed by the registered key map `key_map` when given."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     rename = registry("key_map").get(key_map) if key_map else None  # a misspelt name fails before any reading
     path = Path(path)
@@ -62,8 +61,10 @@ def read_state_dict(path: str | Path, *, key_map: str | None = None) -> StateDic
             f"'{path}': only .safetensors weights are read (pickled .pt/.bin/.pth files can run code when loaded); "
             "convert it once with safetensors.torch.save_file(torch.load(f, weights_only=True), 'model.safetensors')"
         )
+    from deepstrata.run.sparse_weights import load_dense  # a pruned run's weights: bitmask + values
+
     try:
-        state = load_file(str(path))
+        state = load_dense(path)
     except (SafetensorError, OSError) as err:
         raise UserError(f"'{path}' is not a readable safetensors file: {err}") from None
     return rename(state) if rename else state
