@@ -18,7 +18,7 @@ from torch import nn
 
 from deepstrata.errors import ConfigError
 from deepstrata.models.base import Backbone
-from deepstrata.nn.activations import ACTIVATIONS
+from deepstrata.nn.activations import TemperedSigmoidSpec, activation_factory
 from deepstrata.nn.input_checks import check_input
 from deepstrata.nn.norms import ConvNorm, conv_norm
 from deepstrata.nn.pooling import POOLS, Pool
@@ -43,7 +43,7 @@ class LeNet5(Backbone):
         image_size: int = 28,
         channels: tuple[int, int] = (6, 16),
         hidden: tuple[int, ...] = (120, 84),
-        activation: Literal["relu", "tanh", "gelu", "silu"] = "relu",
+        activation: Literal["relu", "tanh", "gelu", "silu"] | TemperedSigmoidSpec = "relu",
         pool: Pool = "max",
         norm: ConvNorm = "none",
         dropout: float = 0.0,
@@ -55,7 +55,7 @@ class LeNet5(Backbone):
         if side < 1:
             raise ConfigError(f"LeNet5 needs image_size >= 12 (two 5x5 convolutions and two poolings), got {image_size}")
         self.in_channels, self.image_size = in_channels, image_size
-        act = ACTIVATIONS[activation]
+        act = activation_factory(activation)  # a name, or {name: tempered_sigmoid, scale, temperature, offset}
         c1, c2 = channels
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, c1, 5, padding=2, bias=norm == "none"),
@@ -97,7 +97,7 @@ def lenet5(
     image_size: int = 28,
     channels: list[int] = [6, 16],  # noqa: B006 - copied into a tuple, never mutated
     hidden: list[int] = [120, 84],  # noqa: B006
-    activation: Literal["relu", "tanh", "gelu", "silu"] = "relu",
+    activation: Literal["relu", "tanh", "gelu", "silu"] | TemperedSigmoidSpec = "relu",
     pool: Pool = "max",
     norm: ConvNorm = "none",
     dropout: float = 0.0,

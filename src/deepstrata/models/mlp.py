@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from deepstrata.models.base import Backbone
-from deepstrata.nn.activations import ACTIVATIONS, Activation
+from deepstrata.nn.activations import Activation, TemperedSigmoidSpec, activation_factory
 from deepstrata.nn.input_checks import check_input
 from deepstrata.registry import register_model
 
@@ -34,12 +34,13 @@ class MLP(Backbone):
         in_features: int,
         num_classes: int,
         hidden: tuple[int, ...] = (128,),
-        activation: Activation = "relu",
+        activation: Activation | TemperedSigmoidSpec = "relu",
         norm: Literal["none", "batch", "layer"] = "none",
         dropout: float = 0.0,
     ):
         super().__init__()
         self.in_features = in_features
+        act = activation_factory(activation)  # a name, or {name: tempered_sigmoid, scale, temperature, offset}
         layers: list[nn.Module] = []
         width = in_features
         for h in hidden:
@@ -48,7 +49,7 @@ class MLP(Backbone):
                 layers.append(nn.BatchNorm1d(h))
             elif norm == "layer":
                 layers.append(nn.LayerNorm(h))
-            layers += [ACTIVATIONS[activation](), nn.Dropout(dropout)]
+            layers += [act(), nn.Dropout(dropout)]
             width = h
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, num_classes)
@@ -70,7 +71,7 @@ def mlp(
     in_features: int,
     num_classes: int,
     hidden: list[int] = [128],  # noqa: B006 - copied into a tuple, never mutated
-    activation: Activation = "relu",
+    activation: Activation | TemperedSigmoidSpec = "relu",
     norm: Literal["none", "batch", "layer"] = "none",
     dropout: float = 0.0,
 ) -> MLP:

@@ -21,7 +21,10 @@ model's layers), the clipping and noise (`DPOptimizer`) and the accounting (RDP 
   the run's steps (Opacus' `get_noise_multiplier`);
 - every epoch logs `train/epsilon`; run.json keeps epsilon, delta, sigma, C, q and the steps;
   a checkpoint holds the accountant's history, so a resumed run ends with the same weights
-  and the same epsilon as one never stopped.
+  and the same epsilon as one never stopped;
+- `augmult: K` (augmentation multiplicity, De et al. 2022; privacy/augmult.py): every drawn
+  example enters the step as K copies under the recipe's augmentation, whose per-sample
+  gradients are averaged before clipping, so epsilon is that of K = 1.
 """
 
 from __future__ import annotations
@@ -53,13 +56,14 @@ class DPSGDStrategy(SingleProcess):
         target_epsilon: float | None,
         delta: float,
         accountant: str,
+        augmult: int = 1,
     ):
         if launched_by_torchrun():
             raise UserError("trainer.strategy=dp_sgd runs in one process; launch it without torchrun")
         if (noise_multiplier is None) == (target_epsilon is None):
             raise UserError("trainer.strategy=dp_sgd needs exactly one of noise_multiplier or target_epsilon")
         self.max_grad_norm, self.noise_multiplier, self.target_epsilon = max_grad_norm, noise_multiplier, target_epsilon
-        self.delta, self.accountant_name = delta, accountant
+        self.delta, self.accountant_name, self.augmult = delta, accountant, augmult
         self.replaced: list[str] = []
         self.accountant: Any = None
         self.sample_rate: float | None = None
@@ -98,20 +102,30 @@ class DPSGDStrategy(SingleProcess):
             raise UserError(f"trainer.strategy=dp_sgd runs in fp32; set trainer.precision=fp32 (got {trainer.precision.name})")
         if isinstance(optimizer, DPOptimizer):  # fit called again on a prepared trainer
             return optimizer, train_loader
+        if self.augmult > 1:
+            _check_augmented(train_loader, self.augmult)
         seed = _loader_seed(train_loader)
         steps_per_epoch = max(1, len(train_loader.dataset) // int(train_loader.batch_size))
         total = trainer.max_steps or trainer.max_epochs * steps_per_epoch
-        loader = PoissonLoader(train_loader, seed=seed, total_steps=total)
+        loader = PoissonLoader(train_loader, seed=seed, total_steps=total, multiplicity=self.augmult)
         self.sample_rate = loader.sample_rate
         if self.target_epsilon is not None:
             self.noise_multiplier = get_noise_multiplier(
                 target_epsilon=self.target_epsilon, target_delta=self.delta, sample_rate=self.sample_rate,
                 steps=total, accountant=self.accountant_name,
             )
-        dp_optimizer = DPOptimizer(
-            optimizer, noise_multiplier=self.noise_multiplier, max_grad_norm=self.max_grad_norm,
-            expected_batch_size=loader.batch_size, loss_reduction="mean",
-        )
+        if self.augmult > 1:
+            from deepstrata.privacy.augmult import AugmultDPOptimizer
+
+            dp_optimizer: DPOptimizer = AugmultDPOptimizer(
+                optimizer, multiplicity=self.augmult, noise_multiplier=self.noise_multiplier,
+                max_grad_norm=self.max_grad_norm, expected_batch_size=loader.batch_size, loss_reduction="mean",
+            )
+        else:
+            dp_optimizer = DPOptimizer(
+                optimizer, noise_multiplier=self.noise_multiplier, max_grad_norm=self.max_grad_norm,
+                expected_batch_size=loader.batch_size, loss_reduction="mean",
+            )
         if self.accountant is None:
             self.accountant = create_accountant(self.accountant_name)
         dp_optimizer.attach_step_hook(self.accountant.get_optimizer_hook_fn(sample_rate=self.sample_rate))
@@ -135,10 +149,11 @@ class DPSGDStrategy(SingleProcess):
 
     def describe(self, total_steps: int) -> str:
         planned = _epsilon_after(self.accountant_name, self.noise_multiplier, self.sample_rate, total_steps, self.delta) if self.noise_multiplier else math.inf
+        copies = f"; augmult {self.augmult}: each example's copies' gradients averaged before clipping" if self.augmult > 1 else ""
         return (
             f"dp_sgd: noise multiplier {self.noise_multiplier:.4g}, clip norm {self.max_grad_norm:g}, "
             f"sample rate {self.sample_rate:.4g}, {total_steps} steps -> epsilon {planned:.3g} at delta {self.delta:g} "
-            f"({self.accountant_name.upper()} accountant)"
+            f"({self.accountant_name.upper()} accountant){copies}"
         )
 
     # ------------------------------------------------------------------ what the run keeps
@@ -154,6 +169,7 @@ class DPSGDStrategy(SingleProcess):
             "steps": self.steps(),
             "target_epsilon": self.target_epsilon,
             "replaced_modules": self.replaced,
+            "augmult": self.augmult,
         }
 
     def saved_model_spec(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -186,6 +202,17 @@ def _epsilon_after(accountant: str, sigma: float, q: float, steps: int, delta: f
     return float(acc.get_epsilon(delta=delta))
 
 
+def _check_augmented(loader: Any, augmult: int) -> None:
+    """A UserError unless the training batches pass through a random augmentation (else K copies are K equal rows)."""
+    transforms = getattr(getattr(loader, "collate_fn", None), "transforms", None) or []
+    if not any(not getattr(t, "every_split", False) for t in transforms):
+        raise UserError(
+            f"trainer.strategy.augmult={augmult} draws the recipe's data.augment {augmult} times per example, but the "
+            "training split has no random augmentation; add one (for digits: data.augment=[{name: random_crop, padding: 2}]) "
+            "or set augmult=1"
+        )
+
+
 def _loader_seed(loader: Any) -> int:
     """The recipe's seed, as the shuffling sampler holds it (training/sampler.py)."""
     seed = getattr(getattr(loader, "sampler", None), "seed", None)
@@ -203,17 +230,23 @@ def dp_sgd(
     target_epsilon: float | None = None,
     delta: float = 1e-5,
     accountant: Literal["rdp", "prv"] = "rdp",
+    augmult: int = 1,
 ) -> DPSGDStrategy:
-    """Differentially private SGD on Opacus: per-sample clipping, Gaussian noise, Poisson batches, an epsilon accountant."""
+    """Differentially private SGD on Opacus: per-sample clipping, Gaussian noise, Poisson batches, an epsilon accountant.
+
+    `augmult` K > 1 averages each example's gradient over K augmented copies before clipping (De et al. 2022).
+    """
     if max_grad_norm <= 0:
         raise UserError(f"trainer.strategy.max_grad_norm must be > 0, got {max_grad_norm}")
     if noise_multiplier is not None and noise_multiplier < 0:
         raise UserError(f"trainer.strategy.noise_multiplier must be >= 0, got {noise_multiplier}")
     if target_epsilon is not None and target_epsilon <= 0:
         raise UserError(f"trainer.strategy.target_epsilon must be > 0, got {target_epsilon}")
+    if augmult < 1:
+        raise UserError(f"trainer.strategy.augmult must be >= 1 (augmented copies per example; 1 is plain DP-SGD), got {augmult}")
     if not 0 < delta < 1:
         raise UserError(f"trainer.strategy.delta must be in (0, 1), got {delta}; use less than 1/n for n training examples")
     return DPSGDStrategy(
         device=device, max_grad_norm=max_grad_norm, noise_multiplier=noise_multiplier,
-        target_epsilon=target_epsilon, delta=delta, accountant=accountant,
+        target_epsilon=target_epsilon, delta=delta, accountant=accountant, augmult=augmult,
     )

@@ -68,13 +68,15 @@ class PoissonLoader:
 
     `batch_size` is the *expected* batch size (the recipe's `data.batch_size`). What the trainer
     reads from a loader is here: `len` (steps per epoch), `batch_size`, `sampler` (resumable),
-    `dataset`, `generator` (None).
+    `dataset`, `generator` (None). With `multiplicity` K > 1 (augmentation multiplicity,
+    privacy/augmult.py) a batch of B drawn examples holds B * K rows: each example K times in a
+    row, each copy under its own draw of the augmentation.
     """
 
     generator = None
 
-    def __init__(self, loader: Any, *, seed: int, total_steps: int | None = None):
-        self.loader, self.dataset = loader, loader.dataset
+    def __init__(self, loader: Any, *, seed: int, total_steps: int | None = None, multiplicity: int = 1):
+        self.loader, self.dataset, self.multiplicity = loader, loader.dataset, multiplicity
         n, batch = len(loader.dataset), int(loader.batch_size)
         if batch > n:
             raise UserError(f"data.batch_size={batch} is the expected Poisson batch and must not exceed the {n} training examples")
@@ -100,6 +102,8 @@ class PoissonLoader:
     def fetch(self, index: torch.Tensor) -> Any:
         """The batch of the split's examples at positions `index`, augmented as the loader would."""
         loader = self.loader
+        if self.multiplicity > 1:
+            index = index.repeat_interleave(self.multiplicity)  # (B * K,): copies of an example adjacent
         if isinstance(loader, TensorLoader):
             rows = loader.rows[index] if loader.rows is not None else index
             batch = [t.index_select(0, rows.to(loader.device)) for t in loader.tensors]

@@ -47,6 +47,8 @@ def privacy(run: Run) -> Section | None:
     replaced = record.get("replaced_modules") or []
     if replaced:
         rows.append(("layers replaced for per-sample gradients", "; ".join(replaced)))
+    if (record.get("augmult") or 1) > 1:  # privacy/augmult.py; older runs have no key
+        rows.append(("augmentation multiplicity (K)", f"{record['augmult']} augmented copies per example, gradients averaged before clipping"))
     body = f"<p>{meaning}</p>" + table_html(rows, ("item", "value"))
     if any("train/epsilon" in r for r in run.scope("epoch")):
         body += "<p>The learning curves plot the epsilon spent by the end of each epoch.</p>"
