@@ -81,3 +81,16 @@ def test_prune_finetunes_with_the_zeros_held_and_the_derived_run_reloads_identic
     assert derived.evaluate("test")["test/accuracy"] == pytest.approx(m["test/accuracy"], abs=1e-6)
     with pytest.raises(UserError, match="finetune_epochs must be >= 0"):
         api.apply("prune", parent, finetune_epochs=-1)
+
+
+@pytest.mark.e2e
+def test_prune_fine_tunes_a_channel_pruned_run_with_its_own_narrower_architecture(tmp_path: Path) -> None:
+    """A derived run keeps its parent's config.yaml; fine-tuning must build the model model.json names."""
+    parent = api.train({**RECIPE, "trainer": {**RECIPE["trainer"], "max_epochs": 1}, "output_dir": str(tmp_path / "runs")}).run_dir
+    narrow = api.apply("prune_channels", parent, fraction=0.5, finetune_epochs=0).run_dir
+    widths = Run.open(narrow).spec["kwargs"]["conv_widths"]
+    result = api.apply("prune", narrow, sparsity=0.5, finetune_epochs=1)
+    pruned = Run.open(result.run_dir)
+    assert pruned.spec["kwargs"]["conv_widths"] == widths and widths != [16, 16, 32, 32]
+    assert sparsity_of(pruned.model()) == pytest.approx(0.5, abs=1e-3)
+    assert result.metrics["test/accuracy"] == pytest.approx(pruned.evaluate("test")["test/accuracy"], abs=1e-6)

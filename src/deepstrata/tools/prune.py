@@ -27,9 +27,6 @@ removed once its weights are taken: the derived run is the result.
 from __future__ import annotations
 
 import copy
-import json
-import tempfile
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -39,19 +36,14 @@ from deepstrata.errors import UserError
 from deepstrata.registry import register_tool
 from deepstrata.run.run import Run
 from deepstrata.tools.base import Derived, phase
+from deepstrata.tools.retrain import recipe_lr, retrain, split_accuracy
 
 Schedule = Literal["one_shot", "gradual"]
 Rewind = Literal["none", "init", "random"]
 GRADUAL_END = 0.7  # the schedule ends after 70% of the fine-tuning steps; the rest recovers at the full sparsity
 # Callbacks of the parent's recipe that the pruning run replaces with its own.
-_REPLACED = ("pretrained", "keep_sparsity", "gradual_pruning")
+_REPLACED = ("keep_sparsity", "gradual_pruning")
 
-
-def _test_accuracy(run: Run, model) -> float:  # noqa: ANN001
-    from deepstrata.tools.predictions import split_logits
-
-    logits, labels = split_logits(run, "test", model=model)
-    return float((logits.argmax(dim=1) == labels).float().mean())
 
 
 @register_tool("prune", kind="transformation")
@@ -97,7 +89,7 @@ def prune(
         raise UserError("prune --schedule gradual prunes while fine-tuning: give --finetune-epochs 1 or more")
     model = run.model().eval()
     phase("prune: test accuracy before pruning")
-    metrics = {"test/accuracy_before": _test_accuracy(run, model)}
+    metrics = {"test/accuracy_before": split_accuracy(run, model)}
     spec = {"sparsity": sparsity, "scope": scope, "schedule": schedule}
     if rewind != "none":
         tuned, trained = _lottery(run, model, sparsity=sparsity, scope=scope, rewind=rewind, epochs=rewind_epochs, step=rewind_step, rounds=rewind_rounds)
@@ -105,18 +97,18 @@ def prune(
     elif schedule == "gradual":
         phase(f"prune: {finetune_epochs} epoch(s) of gradual pruning to {sparsity:.0%} ({scope})")
         cut = {"name": "gradual_pruning", "final_sparsity": sparsity, "scope": scope, "end": GRADUAL_END}
-        tuned, trained = _train(run, model.state_dict(), [cut], epochs=finetune_epochs, lr_scale=finetune_lr_scale, test_weights="last")
-        spec.update(finetune_epochs=finetune_epochs, finetune_lr=_lr(run, finetune_lr_scale), schedule_end=GRADUAL_END)
+        tuned, trained = retrain(run, model.state_dict(), callbacks=[cut], epochs=finetune_epochs, lr_scale=finetune_lr_scale, test_weights="last", replaced=_REPLACED, label="prune")
+        spec.update(finetune_epochs=finetune_epochs, finetune_lr=recipe_lr(run, finetune_lr_scale), schedule_end=GRADUAL_END)
     else:
         pruned = copy.deepcopy(model)
         apply_masks(pruned, magnitude_masks(pruned, sparsity, scope=scope))
         phase(f"prune: {sparsity:.0%} of the weights zeroed ({scope}); test accuracy")
-        metrics["test/accuracy_pruned"] = _test_accuracy(run, pruned)
+        metrics["test/accuracy_pruned"] = split_accuracy(run, pruned)
         if finetune_epochs == 0:
             metrics.update({"prune/sparsity": sparsity_of(pruned), "test/accuracy": metrics["test/accuracy_pruned"]})
             return Derived(model=_positive_zeros(pruned), spec_updates={"pruning": spec}, metrics=metrics, sparse_weights=True)
-        tuned, trained = _train(run, pruned.state_dict(), [{"name": "keep_sparsity"}], epochs=finetune_epochs, lr_scale=finetune_lr_scale)
-        spec.update(finetune_epochs=finetune_epochs, finetune_lr=_lr(run, finetune_lr_scale))
+        tuned, trained = retrain(run, pruned.state_dict(), callbacks=[{"name": "keep_sparsity"}], epochs=finetune_epochs, lr_scale=finetune_lr_scale, replaced=_REPLACED, label="prune")
+        spec.update(finetune_epochs=finetune_epochs, finetune_lr=recipe_lr(run, finetune_lr_scale))
     metrics.update({"prune/sparsity": sparsity_of(tuned), **trained})
     return Derived(model=_positive_zeros(tuned), spec_updates={"pruning": spec}, metrics=metrics, sparse_weights=True)
 
@@ -146,39 +138,8 @@ def _lottery(run: Run, trained_model: torch.nn.Module, *, sparsity: float, scope
         start = ticket(random_state(run) if on_random else rewound, masks)
         held = KeepSparsity()
         held.masks = masks  # the mask itself, not "whatever is zero": an initialisation may hold zeros of its own
-        current, trained = _train(run, start, [], epochs=epochs or run.recipe.trainer.max_epochs, lr_scale=1.0, extra=[held])
+        current, trained = retrain(run, start, epochs=epochs or run.recipe.trainer.max_epochs, lr_scale=1.0, extra_callbacks=[held], replaced=_REPLACED, label="prune")
     return current, trained
-
-
-def _train(run: Run, start: dict[str, torch.Tensor], callbacks: list[dict], *, epochs: int, lr_scale: float, test_weights: str | None = None, extra: list | None = None) -> tuple[torch.nn.Module, dict[str, float]]:  # noqa: E501
-    """Train the run's recipe from `start` with `callbacks` added; (the trained model, its test and validation accuracy)."""
-    from safetensors.torch import save_file
-
-    from deepstrata import api
-
-    with tempfile.TemporaryDirectory(prefix="deepstrata-prune-") as tmp:
-        weights = Path(tmp) / "start.safetensors"
-        save_file({k: v.detach().cpu().contiguous() for k, v in start.items()}, str(weights))
-        lr = _lr(run, lr_scale)
-        kept = [c for c in run.config.get("callbacks") or [] if c.get("name") not in _REPLACED]
-        chosen = [{"name": "pretrained", "source": str(weights), "keep_head": True}, *callbacks]
-        overrides = [f"trainer.max_epochs={epochs}", f"optimizer.lr={lr}", "trainer.progress=off", f"output_dir={tmp}/runs", "callbacks=" + json.dumps(kept + chosen)]
-        if test_weights is not None:
-            overrides.append(f"trainer.test_weights={test_weights}")
-        phase(f"prune: training {epochs} epoch(s) at lr {lr:g} with the zeros held")
-        result = api.train(run.config, overrides, extra_callbacks=extra or [])
-        trained = Run.open(result.run_dir)
-        tuned = trained.model().eval()
-        out = {"test/accuracy": float(result.metrics["test/accuracy"])}
-        tested = trained.tested_weights or {}
-        record = next((r for r in trained.history if r.get("epoch") == tested.get("epoch")), None)
-        if record is not None and "val/accuracy" in record:
-            out["val/accuracy"] = float(record["val/accuracy"])  # the tested weights' validation accuracy: what settings are chosen on
-    return tuned, out
-
-
-def _lr(run: Run, scale: float) -> float:
-    return float(run.recipe.optimizer.kwargs.get("lr", 1e-3)) * scale
 
 
 @torch.no_grad()

@@ -10,55 +10,22 @@ model's own constructor. Then, unless `--finetune-epochs 0`, train the parent's 
 that many epochs from the pruned weights (the `pretrained` callback, head kept) at
 `finetune_lr_scale` times its learning rate, as `strata prune` does. run.json records the test
 accuracy before pruning, right after the cut and after fine-tuning, and the parameter counts.
-The training runs are written to a temporary folder and removed once their weights are taken.
+The training runs (`tools/retrain.py`) are written to a temporary folder and removed once their weights are taken.
 """
 
 from __future__ import annotations
 
-import json
-import tempfile
-from pathlib import Path
 from typing import Any, Literal
 
 from deepstrata.errors import UserError
 from deepstrata.registry import register_tool
 from deepstrata.run.run import Run
 from deepstrata.tools.base import Derived, phase
+from deepstrata.tools.retrain import recipe_lr, retrain, split_accuracy
 
 # Callbacks of the parent's recipe that a fine-tuning run must not inherit: the weights come
 # from the pruned model, and the sparsity penalty belongs before the cut, not after it.
-_REPLACED = ("pretrained", "keep_sparsity", "network_slimming")
-
-
-def _accuracy(run: Run, model: Any, split: str = "test") -> float:
-    from deepstrata.tools.predictions import split_logits
-
-    logits, labels = split_logits(run, split, model=model)
-    return float((logits.argmax(dim=1) == labels).float().mean())
-
-
-def _train_from(run: Run, tmp: Path, model: Any, architecture: str, kwargs: dict[str, Any], *, epochs: int, lr: float, extra: list[dict]) -> Any:
-    """Train the run's recipe for `epochs` from `model`'s weights (architecture/kwargs as model.json says); the trained model."""
-    from safetensors.torch import save_file
-
-    from deepstrata import api
-
-    weights = tmp / f"start-{len(list(tmp.iterdir()))}.safetensors"
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(weights))
-    callbacks = [c for c in run.config.get("callbacks") or [] if c.get("name") not in _REPLACED]
-    callbacks += [{"name": "pretrained", "source": str(weights), "keep_head": True}, *extra]
-    result = api.train(
-        run.config,
-        [
-            "model=" + json.dumps({"name": architecture, **kwargs}),
-            f"trainer.max_epochs={epochs}",
-            f"optimizer.lr={lr}",
-            "trainer.progress=off",
-            f"output_dir={tmp}/runs",
-            "callbacks=" + json.dumps(callbacks),
-        ],
-    )
-    return Run.open(result.run_dir).model().eval(), result.metrics
+_REPLACED = ("keep_sparsity", "network_slimming")
 
 
 def _parameters(model: Any) -> int:
@@ -103,30 +70,30 @@ def prune_channels(
     architecture, kwargs = run.spec["architecture"], dict(run.spec["kwargs"])
     for group in channel_plan(model, scope=scope).groups:  # an unsupported model or a slimming without BN fails before any work
         channel_scores(group, criterion, model_name=type(model).__name__)
-    lr = float(run.recipe.optimizer.kwargs.get("lr", 1e-3)) * finetune_lr_scale
+    lr = recipe_lr(run, finetune_lr_scale)
     phase("prune_channels: test accuracy before pruning")
-    metrics: dict[str, float] = {"test/accuracy_before": _accuracy(run, model), "prune/parameters_before": _parameters(model)}
-    with tempfile.TemporaryDirectory(prefix="deepstrata-prune-channels-") as tmp:
-        source = model
-        if slimming_epochs:
-            phase(f"prune_channels: {slimming_epochs} epoch(s) with the L1 penalty {slimming_strength:g} on the BatchNorm scales")
-            extra = [{"name": "network_slimming", "strength": slimming_strength}]
-            source, _ = _train_from(run, Path(tmp), model, architecture, kwargs, epochs=slimming_epochs, lr=lr, extra=extra)
-            metrics["test/accuracy_slimmed"] = _accuracy(run, source)
-        pruned = cut(source, architecture=architecture, kwargs=kwargs, fraction=fraction, criterion=criterion, scope=scope)
-        phase(f"prune_channels: {pruned.fraction_removed:.0%} of the channels removed ({criterion}); test accuracy")
-        metrics["test/accuracy_pruned"] = _accuracy(run, pruned.model.eval())
-        metrics["prune/channels_removed"] = pruned.fraction_removed
-        metrics["prune/parameters"] = _parameters(pruned.model)
-        tuned = pruned.model.eval()
-        if finetune_epochs:
-            phase(f"prune_channels: fine-tuning {finetune_epochs} epoch(s) at lr {lr:g}")
-            tuned, result = _train_from(run, Path(tmp), pruned.model, pruned.architecture, pruned.kwargs, epochs=finetune_epochs, lr=lr, extra=[])
-            metrics["test/accuracy"] = float(result["test/accuracy"])
-        else:
-            metrics["test/accuracy"] = metrics["test/accuracy_pruned"]
-        if run.experiment().data.val is not None:  # for choosing fraction or fine-tuning settings on validation, not test
-            metrics["val/accuracy_before"], metrics["val/accuracy"] = _accuracy(run, model, "val"), _accuracy(run, tuned, "val")
+    metrics: dict[str, float] = {"test/accuracy_before": split_accuracy(run, model), "prune/parameters_before": _parameters(model)}
+    source = model
+    if slimming_epochs:
+        phase(f"prune_channels: {slimming_epochs} epoch(s) with the L1 penalty {slimming_strength:g} on the BatchNorm scales")
+        extra = [{"name": "network_slimming", "strength": slimming_strength}]
+        source, _ = retrain(run, model.state_dict(), callbacks=extra, epochs=slimming_epochs, lr_scale=finetune_lr_scale, replaced=_REPLACED, label="prune_channels")
+        metrics["test/accuracy_slimmed"] = split_accuracy(run, source)
+    pruned = cut(source, architecture=architecture, kwargs=kwargs, fraction=fraction, criterion=criterion, scope=scope)
+    phase(f"prune_channels: {pruned.fraction_removed:.0%} of the channels removed ({criterion}); test accuracy")
+    metrics["test/accuracy_pruned"] = split_accuracy(run, pruned.model.eval())
+    metrics["prune/channels_removed"] = pruned.fraction_removed
+    metrics["prune/parameters"] = _parameters(pruned.model)
+    tuned = pruned.model.eval()
+    if finetune_epochs:
+        phase(f"prune_channels: fine-tuning {finetune_epochs} epoch(s) at lr {lr:g}")
+        section = {"name": pruned.architecture, **pruned.kwargs}
+        tuned, result = retrain(run, pruned.model.state_dict(), model=section, epochs=finetune_epochs, lr_scale=finetune_lr_scale, replaced=_REPLACED, label="prune_channels")
+        metrics["test/accuracy"] = float(result["test/accuracy"])
+    else:
+        metrics["test/accuracy"] = metrics["test/accuracy_pruned"]
+    if run.experiment().data.val is not None:  # for choosing fraction or fine-tuning settings on validation, not test
+        metrics["val/accuracy_before"], metrics["val/accuracy"] = split_accuracy(run, model, "val"), split_accuracy(run, tuned, "val")
     record = {
         "fraction": fraction,
         "criterion": criterion,
