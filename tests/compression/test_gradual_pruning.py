@@ -12,7 +12,7 @@ import torch
 
 from deepstrata import api
 from deepstrata.compression.pruning import cubic_sparsity, is_pruning_step, magnitude_masks, prunable, sparsity_of
-from deepstrata.run.sparse_weights import is_sparse
+from deepstrata.transfer.sparse_weights import is_sparse
 from deepstrata.errors import UserError
 from deepstrata.registry import CALLBACKS, MODELS
 from deepstrata.run.run import Run

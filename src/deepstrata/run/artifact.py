@@ -32,7 +32,7 @@ from torch import nn
 
 from deepstrata.errors import UserError
 from deepstrata.run.atomic import atomic_write_text
-from deepstrata.run import sparse_weights
+from deepstrata.transfer import sparse_weights
 from deepstrata.run.integrity import verify, write_checked
 
 WEIGHTS = "model.safetensors"
@@ -60,7 +60,7 @@ _DTYPE_NAMES = {
 def save_model(model: nn.Module, directory: str | Path, spec: dict[str, Any], *, sparse: bool = False) -> Path:
     """Write weights (+ their .sha256) and `spec` (architecture, kwargs, task, input_spec, ...) into `directory`.
 
-    sparse: store mostly-zero tensors as bitmask + non-zero values (`run/sparse_weights.py`; pruned runs).
+    sparse: store mostly-zero tensors as bitmask + non-zero values (`transfer/sparse_weights.py`; pruned runs).
     """
     from safetensors.torch import save_file
 
@@ -129,7 +129,7 @@ def load_model(directory: str | Path, *, map_location: str | torch.device = "cpu
         raise UserError(f"'{directory}' holds {SPEC} but no {WEIGHTS}; the run did not finish")
     verify(weights_path)
     header = read_header(weights_path)  # first: it turns a truncated or foreign file into a one-line error
-    header = sparse_weights.dense_header(weights_path) or header  # a pruned run's weights may be stored sparse
+    header = sparse_weights.dense_header(weights_path, header) or header  # a pruned run's weights may be stored sparse
     model = build_on_meta(factory, kwargs, spec_path)
     if model is not None:
         replace_modules(model, spec, spec_path)

@@ -67,7 +67,7 @@ class Derived:
     `spec_updates` merged into the parent's model.json (new architecture arguments, a note), and
     `metrics` describing the change (sparsity, bits, temperature), kept in the new run's run.json.
     `sparse_weights`: store model.safetensors as bitmask + non-zero values (pruned models;
-    `run/sparse_weights.py`); it loads back to the identical dense weights.
+    `transfer/sparse_weights.py`); it loads back to the identical dense weights.
     """
 
     model: nn.Module

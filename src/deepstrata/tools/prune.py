@@ -18,7 +18,7 @@ own recipe with the zeros held:
   exactly); `--rewind-rounds R` prunes iteratively, R rounds of prune, rewind and retrain, each
   removing the same fraction of what is left (Frankle & Carbin's iterative pruning);
   `--rewind random` applies the same (last round's) mask to another random initialisation (the control).
-The result is a derived run whose weights are stored sparse (`run/sparse_weights.py`)
+The result is a derived run whose weights are stored sparse (`transfer/sparse_weights.py`)
 and whose run.json records the sparsity and the test accuracy before pruning, right after the
 cut (one-shot) and after training. The training run is written to a temporary folder and
 removed once its weights are taken: the derived run is the result.

@@ -61,7 +61,7 @@ def read_state_dict(path: str | Path, *, key_map: str | None = None) -> StateDic
             f"'{path}': only .safetensors weights are read (pickled .pt/.bin/.pth files can run code when loaded); "
             "convert it once with safetensors.torch.save_file(torch.load(f, weights_only=True), 'model.safetensors')"
         )
-    from deepstrata.run.sparse_weights import load_dense  # a pruned run's weights: bitmask + values
+    from deepstrata.transfer.sparse_weights import load_dense  # a pruned run's weights: bitmask + values
 
     try:
         state = load_dense(path)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from deepstrata.run.sparse_weights import (
+from deepstrata.transfer.sparse_weights import (
     FORMAT,
     FORMAT_KEY,
     dense_header,
@@ -68,7 +68,7 @@ def test_round_trip_is_bit_identical_for_every_dtype_and_odd_values(tmp_path: Pa
     stored = load_file(str(path))
     assert "conv.weight#mask" in stored and "conv.weight" not in stored and "dense.weight" in stored
     assert is_sparse(path) and file_metadata(path)[FORMAT_KEY] == FORMAT
-    assert dense_header(path)["conv.weight"] == ((8, 3, 5, 5), "F32")
+    assert dense_header(path, artifact.read_header(path))["conv.weight"] == ((8, 3, 5, 5), "F32")
 
 
 def test_a_90_percent_sparse_tensor_takes_a_tenth_plus_its_bitmask() -> None:
@@ -83,12 +83,12 @@ def test_a_90_percent_sparse_tensor_takes_a_tenth_plus_its_bitmask() -> None:
 def test_a_plain_file_loads_unchanged_and_damaged_metadata_is_refused(tmp_path: Path) -> None:
     plain = tmp_path / "plain.safetensors"
     save_file({"w": torch.ones(3)}, str(plain), metadata={"format": "pt"})
-    assert not is_sparse(plain) and dense_header(plain) is None and torch.equal(load_dense(plain)["w"], torch.ones(3))
+    assert not is_sparse(plain) and dense_header(plain, artifact.read_header(plain)) is None and torch.equal(load_dense(plain)["w"], torch.ones(3))
     bad = tmp_path / "bad.safetensors"
     tensors, meta = encode({"w": _pruned((64,), 0.9)})
     save_file(tensors, str(bad), metadata={**meta, "sparse_tensors": "{not json"})
     with pytest.raises(UserError, match="sparse_tensors"):
-        dense_header(bad)
+        dense_header(bad, artifact.read_header(bad))
 
 
 def test_save_model_sparse_loads_back_the_same_model(tmp_path: Path) -> None:

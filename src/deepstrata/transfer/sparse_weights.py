@@ -8,8 +8,8 @@ two tensors, `<name>#mask` (U8: one bit per entry in row-major order, bit i of b
 dtype: the entries whose bit is set, in order). An entry is "zero" only when all its bytes are
 zero (+0.0; a -0.0 is kept as a value), so decoding gives back the identical bytes. Other tensors
 are stored as they are. The file's metadata holds `deepstrata_weights: sparse-bitmask-v1` and
-`sparse_tensors`, JSON {name: {"shape": [...], "dtype": "F32"}}, so the dense shapes are known
-from the header alone. At 32-bit floats a tensor is smaller this way once more than 1/32 of
+`sparse_tensors`, JSON {name: {"shape": [...]}}, so the dense shapes are known from the header
+alone (a dense tensor's dtype is its `#values` tensor's). At 32-bit floats a tensor is smaller this way once more than 1/32 of
 its entries are zero; at 90% sparsity it takes 0.1 + 1/32 of its dense size.
 (The bitmask layout of Han et al. 2016, "Deep Compression", without its index coding.)
 """
@@ -51,8 +51,6 @@ def unpack_bits(packed: torch.Tensor, n: int) -> torch.Tensor:
 
 def encode(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors to save, metadata): each tensor that takes fewer bytes as mask + values is stored so."""
-    from deepstrata.run.artifact import _DTYPE_NAMES
-
     out: dict[str, torch.Tensor] = {}
     sparse: dict[str, dict[str, Any]] = {}
     for name, tensor in state.items():
@@ -62,10 +60,10 @@ def encode(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dic
         keep = nonzero_entries(tensor)
         packed = pack_bits(keep)
         sparse_bytes = packed.numel() + int(keep.sum()) * tensor.element_size()
-        if tensor.dtype in _DTYPE_NAMES and sparse_bytes < tensor.numel() * tensor.element_size():
+        if sparse_bytes < tensor.numel() * tensor.element_size():
             out[name + MASK] = packed
             out[name + VALUES] = tensor.reshape(-1)[keep].clone()
-            sparse[name] = {"shape": list(tensor.shape), "dtype": _DTYPE_NAMES[tensor.dtype]}
+            sparse[name] = {"shape": list(tensor.shape)}
         else:
             out[name] = tensor
     return out, {"format": "pt", FORMAT_KEY: FORMAT, TENSORS_KEY: json.dumps(sparse, sort_keys=True)}
@@ -119,17 +117,16 @@ def load_dense(path: str | Path, *, device: str = "cpu") -> dict[str, torch.Tens
     return decode(tensors, metadata) if metadata.get(FORMAT_KEY) == FORMAT else tensors
 
 
-def dense_header(path: str | Path) -> dict[str, tuple[tuple[int, ...], str]] | None:
-    """{name: (dense shape, dtype name)} of a sparse file from its header alone; None for a plain file."""
-    from deepstrata.run.artifact import read_header
-
+def dense_header(path: str | Path, stored: dict[str, tuple[tuple[int, ...], str]]) -> dict[str, tuple[tuple[int, ...], str]] | None:
+    """{name: (dense shape, dtype name)} of a sparse file, from `stored` (the file's own header:
+    name -> (shape, safetensors dtype name)) and its metadata; None for a plain file."""
     metadata = file_metadata(path)
     if metadata.get(FORMAT_KEY) != FORMAT:
         return None
-    header = {k: v for k, v in read_header(Path(path)).items() if not k.endswith((MASK, VALUES))}
+    header = {k: v for k, v in stored.items() if not k.endswith((MASK, VALUES))}
     try:
         for name, info in json.loads(metadata.get(TENSORS_KEY, "{}")).items():
-            header[name] = (tuple(int(d) for d in info["shape"]), str(info["dtype"]))
+            header[name] = (tuple(int(d) for d in info["shape"]), stored[name + VALUES][1])
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         from deepstrata.errors import UserError
 
