@@ -119,6 +119,10 @@ class Experiment:
             decay_norm_and_bias=getattr(spec, "decay_norm_and_bias", False),
             rules=[GroupRule(**g.model_dump()) for g in getattr(spec, "param_groups", [])],
         )
+        # What a task trains beside the model and the run does not save (a FitNets regressor)
+        # steps with the same optimizer and schedule.
+        for module in self.task.training_only_modules():
+            groups += parameter_groups(module, base_lr=base_lr, decay_norm_and_bias=getattr(spec, "decay_norm_and_bias", False))
         return factory(groups, **kwargs)
 
     def build_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:

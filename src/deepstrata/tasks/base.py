@@ -159,6 +159,10 @@ class Task(nn.Module):
         return False
 
     # What tools feed the model (profiling, export): `model(*task.model_inputs(batch))`.
+    def training_only_modules(self) -> list[nn.Module]:
+        """Modules the task trains beside the model but the run does not save (a FitNets regressor); the optimizer steps them too."""
+        return []
+
     def model_inputs(self, batch: Any) -> tuple[Any, ...]:
         """The positional arguments of `model(...)` for a loader batch; by default its first element."""
         return (batch[0],) if isinstance(batch, (list, tuple)) else (batch,)

@@ -57,19 +57,25 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def distill(
-        teacher: Path = typer.Argument(..., help="A finished classification run: the teacher."),
+        teacher: Path = typer.Argument(..., help="A finished classification or language-model run: the teacher."),
         recipe: Path = typer.Argument(..., help="The student's recipe, on the same data (e.g. recipes/mnist_student_mlp.yaml)."),
         temperature: float = typer.Option(4.0, "--temperature", "-T", help="Softmax temperature of the soft targets."),
         alpha: float = typer.Option(0.9, "--alpha", help="Weight of the soft-target term; 1 - alpha weighs the loss on the labels."),
+        hint_weight: float | None = typer.Option(None, "--hint-weight", help="FitNets: add this weight times the L2 hint loss (classifiers; off by default)."),
+        hint_layer: int | None = typer.Option(None, "--hint-layer", help="FitNets: the teacher's feature stage (default: its middle one)."),
+        guided_layer: int | None = typer.Option(None, "--guided-layer", help="FitNets: the student's feature stage (default: the one of the hint's size nearest its middle)."),
         set_: list[str] = typer.Option([], "--set", "-s", help="Override a recipe field: --set trainer.max_epochs=5 (repeatable)."),
         as_json: bool = typer.Option(False, "--json", help='End with one JSON line: {"run_dir": ..., "metrics": {...}}.'),
     ) -> None:
-        """Train the student recipe against a teacher run's soft targets (Hinton et al. 2015); same as task: {name: distillation, ...}."""
+        """Train the student recipe against a teacher run's soft targets (Hinton et al. 2015), with FitNets hints by --hint-weight; same as task: {name: distillation or lm_distillation, ...}."""
         import json
 
         from deepstrata import api
+        from deepstrata.compression.distillation import distillation_task_for
 
-        task = json.dumps({"name": "distillation", "teacher": str(teacher), "temperature": temperature, "alpha": alpha})
+        hints = {"hint_weight": hint_weight, "hint_layer": hint_layer, "guided_layer": guided_layer}
+        spec = {"name": distillation_task_for(teacher), "teacher": str(teacher), "temperature": temperature, "alpha": alpha}
+        task = json.dumps({**spec, **{k: v for k, v in hints.items() if v is not None}})
         result = api.train(recipe, [f"task={task}", *set_])
         _print_metrics("test metrics", result.metrics)
         typer.echo(f"run: {result.run_dir}")
