@@ -135,9 +135,11 @@ def test_cli_prints_the_derived_runs_test_metrics(trained: Path, capsys: pytest.
     derived = Run.open(result["run_dir"])
     assert derived.parent is not None and derived.parent.path == trained
     assert set(result["metrics"]) >= {"test/accuracy", "test/accuracy_before", "quantize/size_ratio", "quantize/agreement_test"}
-    # `strata profile` works on the derived run (whole-model latency and size; see the handoff notes)
+    # `strata profile` works on the derived run: size, latency, and per-operator time (a graph has no layers to hook)
     profiled = api.apply("profile", derived.path, batch_sizes=[1, 4], repeats=2, warmup=1)
     assert profiled.metrics["latency_ms_bs4"] > 0 and profiled.metrics["size_bytes"] > 0
+    ops = json.loads((Path(profiled.result_dir) / "result.json").read_text())["tables"]["operators"]
+    assert ops and all(r["self_cpu_ms_per_forward"] > 0 for r in ops)
 
 
 def test_language_model_dynamic_and_weight_only(tmp_path: Path) -> None:

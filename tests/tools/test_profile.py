@@ -14,7 +14,7 @@ from deepstrata import api
 from deepstrata.cli.main import main
 from deepstrata.registry import MODELS
 from deepstrata.run.run import Run
-from deepstrata.tools.profile import count_flops, peak_memory, recurrent_flops
+from deepstrata.tools.profile import count_flops, layer_latency, operator_times, peak_memory, recurrent_flops
 
 pytestmark = pytest.mark.xdist_group("tools")
 
@@ -121,6 +121,18 @@ def mlp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return api.train(recipe).run_dir
 
 
+def test_layer_latency_times_every_leaf_once_per_forward_and_operators_name_the_kernels() -> None:
+    model = MODELS.get("lenet5")().eval()
+    x = (torch.rand(4, 1, 28, 28),)
+    per_layer = layer_latency(model, model, x, repeats=3, device=torch.device("cpu"))
+    leaves = {n for n, m in model.named_modules() if n and not any(True for _ in m.children())}
+    assert set(per_layer) == leaves and all(t > 0 for t in per_layer.values())
+    assert not any(h for m in model.modules() for h in (m._forward_hooks, m._forward_pre_hooks))  # the hooks are removed
+    ops = operator_times(model, x, repeats=3)
+    assert any("conv" in r["operator"] for r in ops)
+    assert all(r["self_cpu_ms_per_forward"] > 0 for r in ops) and ops == sorted(ops, key=lambda r: -r["self_cpu_ms_per_forward"])
+
+
 def test_mlp_profile_equals_the_hand_count_and_reaches_the_report(mlp_run: Path) -> None:
     result = api.apply("profile", mlp_run, batch_sizes=[1, 8], repeats=2, warmup=1)
     m = result.metrics
@@ -135,6 +147,10 @@ def test_mlp_profile_equals_the_hand_count_and_reaches_the_report(mlp_run: Path)
     assert [r["layer"] for r in layers if r["params"]] == ["body.0", "head"]
     assert layers[0]["weights"] == "weight 16x64, bias 16" and layers[0]["output"] == "1x16"
     assert [r["batch_size"] for r in saved["tables"]["batch_sizes"]] == [1, 8]
+    timed = {r["layer"]: r["latency_ms"] for r in layers}
+    assert timed["body.0"] > 0 and timed["head"] > 0  # leaf modules carry their own time
+    ops = saved["tables"]["operators"]
+    assert any(r["operator"] in ("aten::addmm", "aten::linear") for r in ops) and 0 < sum(r["share"] for r in ops) <= 1.0 + 1e-6
     assert saved["figures"] == ["throughput.png"] and (result.result_dir / "throughput.png").is_file()
 
     from deepstrata.report import build_report

@@ -107,8 +107,13 @@ def profile(
             metrics[f"peak_memory_bytes_bs{size}"] = peak
     if not rows:
         raise UserError(f"profile: every batch size needs more than max_input_mb={max_input_mb} of input ({one_sample} bytes a sample); raise --max-input-mb or give smaller --batch-sizes")
+    phase(f"profile: per-layer and per-operator time at batch size {rows[0]['batch_size']}")
+    x = task.repeat_inputs(inputs, rows[0]["batch_size"])
+    per_layer = layer_latency(model, forward, x, repeats=repeats, device=dev)
     for row in layers:
         row["output"] = shapes.get(row["layer"], "-")
+        row["latency_ms"] = round(per_layer[row["layer"]], 4) if row["layer"] in per_layer else "-"
+    ops = operator_times(forward, x, repeats=repeats)
 
     from deepstrata.run.artifact import WEIGHTS
 
@@ -129,8 +134,11 @@ def profile(
         f"the first {split} batch. Peak memory: bytes allocated during one forward above those held before it "
         + ("(torch.cuda.max_memory_allocated)." if dev.type == "cuda" else "(CPU allocator events from torch.profiler).")
         + (f" Skipped batch sizes {skipped}: input above max_input_mb={max_input_mb}." if skipped else "")
+        + f" Per layer (layers table, latency_ms): the median over {repeats} forwards at batch {rows[0]['batch_size']} of the time between each "
+        "leaf module's forward hooks, so a graph with no submodules (a quantized PT2E program) has none; per operator (operators table): "
+        "torch.profiler's self CPU time of each aten or backend op per forward, which covers float and quantized models alike."
     )
-    tables = {"batch_sizes": rows, "layers": layers}
+    tables = {"batch_sizes": rows, "layers": layers, "operators": ops}
     figures = {"throughput": _throughput_figure(rows)} if len(rows) > 1 else {}
     return Analysis(metrics=metrics, tables=tables, figures=figures, summary=summary)
 
@@ -200,6 +208,73 @@ def recurrent_flops(rnn: nn.RNNBase, x: Any) -> int:
         per_step = gates * hidden * (width_in + recurrent_width) + (hidden * rnn.proj_size if rnn.proj_size else 0)
         total += 2 * per_step * steps * directions
     return total
+
+
+def layer_latency(model: nn.Module, forward: Callable[..., Any], inputs: tuple[Any, ...], *, repeats: int, device: torch.device) -> dict[str, float]:
+    """Leaf module name -> median milliseconds per forward spent between its pre- and post-forward hooks.
+
+    A module called several times in one forward (a shared ReLU) sums its calls. Hooks and the
+    device sync they need add a little to every layer; the figures rank layers, the batch-size
+    table gives the model's own latency.
+    """
+    import torch
+
+    leaves = {name or "(model)": m for name, m in model.named_modules() if not any(True for _ in m.children())}
+    spent: dict[str, float] = {}
+    started: dict[str, float] = {}
+
+    def pre(name: str) -> Callable[..., None]:
+        def hook(module: Any, args: Any) -> None:
+            _sync(device)
+            started[name] = time.perf_counter()
+
+        return hook
+
+    def post(name: str) -> Callable[..., None]:
+        def hook(module: Any, args: Any, output: Any) -> None:
+            _sync(device)
+            spent[name] = spent.get(name, 0.0) + time.perf_counter() - started.pop(name, time.perf_counter())
+
+        return hook
+
+    handles = [m.register_forward_pre_hook(pre(n)) for n, m in leaves.items()] + [m.register_forward_hook(post(n)) for n, m in leaves.items()]
+    samples: dict[str, list[float]] = {name: [] for name in leaves}
+    try:
+        with torch.no_grad():
+            forward(*inputs)  # warm-up
+            for _ in range(repeats):
+                spent.clear()
+                forward(*inputs)
+                for name in leaves:
+                    samples[name].append(spent.get(name, 0.0))
+    finally:
+        for h in handles:
+            h.remove()
+    return {name: statistics.median(t) * 1000.0 for name, t in samples.items() if any(t)}
+
+
+def operator_times(forward: Callable[..., Any], inputs: tuple[Any, ...], *, repeats: int, top: int = 15) -> list[dict[str, Any]]:
+    """The `top` operators by self CPU time per forward (torch.profiler), with their calls and share of the total."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.no_grad():
+        forward(*inputs)  # warm-up outside the profile
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(repeats):
+                forward(*inputs)
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    return [
+        {
+            "operator": e.key,
+            "calls_per_forward": round(e.count / repeats, 2),
+            "self_cpu_ms_per_forward": round(e.self_cpu_time_total / 1000.0 / repeats, 4),
+            "share": round(e.self_cpu_time_total / total, 4),
+        }
+        for e in events[:top]
+    ]
 
 
 def time_forward(forward: Callable[..., Any], inputs: tuple[Any, ...], *, repeats: int, warmup: int, device: torch.device) -> float:
