@@ -27,7 +27,7 @@ from typing import Any, Literal
 from deepstrata.errors import UserError
 from deepstrata.registry import register_tool
 from deepstrata.run.run import Run
-from deepstrata.tools.base import Analysis, phase
+from deepstrata.tools.base import Analysis, phase, tool_defaults
 
 _NOT_WEIGHTS = (".json", ".sha256")
 
@@ -64,11 +64,16 @@ def weights_bytes(run: Run) -> int:
 
 
 def variant_name(run: Run, root: Run) -> str:
-    """The tool chain that made `run` from `root` ("trained" for the root, "also: NAME" for a run outside the lineage)."""
+    """The tool chain that made `run` from `root`, each tool with the arguments that differ from its defaults
+    ("trained" for the root, "also: NAME" for a run outside the lineage)."""
     chain = run.lineage
     if Path(chain[0]["run_dir"]).resolve() != root.path.resolve():
         return f"also: {run.name}"
-    steps = [f"{step['tool']}({', '.join(f'{k}={v}' for k, v in (step.get('args') or {}).items())})" for step in chain[1:]]
+    steps = []
+    for step in chain[1:]:
+        defaults = tool_defaults(step["tool"])
+        changed = {k: v for k, v in (step.get("args") or {}).items() if defaults.get(k, object()) != v}  # what the user chose
+        steps.append(f"{step['tool']}({', '.join(f'{k}={v}' for k, v in changed.items())})")
     return " > ".join(steps) or "trained"
 
 
@@ -176,18 +181,23 @@ def pareto(
 def _figure(rows: list[dict[str, Any]], metric: str) -> Any:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(10, 4))
-    for ax, key, label in ((fig.add_subplot(1, 2, 1), "size_bytes", "size on disk (KiB)"), (fig.add_subplot(1, 2, 2), "latency_ms", "latency (ms)")):
+    fig = Figure(figsize=(11, 4.2 + 0.16 * len(rows)))
+    grid = fig.add_gridspec(2, 2, height_ratios=[4.2, 0.16 * len(rows) + 0.3])
+    for col, (key, label) in enumerate((("size_bytes", "size on disk (KiB)"), ("latency_ms", "latency (ms)"))):
+        ax = fig.add_subplot(grid[0, col])
         scale = 1024.0 if key == "size_bytes" else 1.0
         for i, row in enumerate(rows):
             x, y = row[key] / scale, row[metric]
-            ax.scatter([x], [y], s=60, marker="o" if row["pareto"] else "x", color=f"C{i % 10}", label=f"{i}: {row['variant'][:60]}")
+            ax.scatter([x], [y], s=60, marker="o" if row["pareto"] else "x", color=f"C{i % 10}", label=f"{i}: {row['variant'][:90]}")
             ax.annotate(str(i), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xscale("log")
         ax.set_xlabel(label + " (log scale)")
         ax.set_ylabel(metric)
         ax.grid(True, alpha=0.3)
-    fig.axes[0].set_title("o: on the Pareto front, x: dominated")
-    fig.axes[1].legend(fontsize=6, loc="best")
+    fig.axes[0].set_title("o: on the Pareto front, x: dominated", fontsize=10)
+    legend = fig.add_subplot(grid[1, :])
+    legend.axis("off")
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    legend.legend(handles, labels, loc="upper left", fontsize=7, ncol=1, frameon=False)
     fig.tight_layout()
     return fig
