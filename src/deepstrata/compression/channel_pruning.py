@@ -44,7 +44,7 @@ from torch import nn
 from deepstrata.errors import UserError
 from deepstrata.models.cnn import SmallCNN
 from deepstrata.models.lenet import LeNet5
-from deepstrata.models.resnet import BasicBlock, Bottleneck, ResNet
+from deepstrata.models.resnet import Bottleneck, ResNet
 from deepstrata.models.vgg import VGG
 
 Criterion = Literal["l1", "slimming"]
