@@ -150,7 +150,7 @@ def test_mlp_profile_equals_the_hand_count_and_reaches_the_report(mlp_run: Path)
     timed = {r["layer"]: r["latency_ms"] for r in layers}
     assert timed["body.0"] > 0 and timed["head"] > 0  # leaf modules carry their own time
     ops = saved["tables"]["operators"]
-    assert any(r["operator"] in ("aten::addmm", "aten::linear") for r in ops) and 0 < sum(r["share"] for r in ops) <= 1.0 + 1e-6
+    assert any(r["operator"] in ("aten::addmm", "aten::linear") for r in ops) and 0 < sum(r["share"] for r in ops) <= 1.0 + 1e-3  # shares are rounded to 4 decimals
     assert saved["figures"] == ["throughput.png"] and (result.result_dir / "throughput.png").is_file()
 
     from deepstrata.report import build_report
