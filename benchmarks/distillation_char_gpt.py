@@ -32,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit  # noqa: E402
 from _recipe_run import REPO, run_recipe  # noqa: E402
 
+from deepstrata.run.run import Run  # noqa: E402
+
 os.environ.setdefault("DEEPSTRATA_DATA", str(REPO.parent / "shared" / "data"))
 TEACHER = "recipes/char_gpt.yaml"
 STUDENT = "recipes/char_gpt_half.yaml"
@@ -42,8 +44,7 @@ QUIET = ["trainer.num_threads=1", "callbacks=[]"]  # no text samples: they cost 
 
 def last_val_bpc(run_dir: Path) -> float:
     """val/bits_per_char of the last epoch: the weights the run tests (trainer.test_weights: last)."""
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return [r for r in records if r.get("scope") == "epoch" and "val/bits_per_char" in r][-1]["val/bits_per_char"]
+    return [r for r in Run.open(run_dir).history if "val/bits_per_char" in r][-1]["val/bits_per_char"]
 
 
 def train(recipe: str, seed: int, task: dict | None = None) -> dict:

@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit  # noqa: E402
 from _recipe_run import REPO, run_recipe  # noqa: E402
 
+from deepstrata.run.run import Run  # noqa: E402
+
 os.environ.setdefault("DEEPSTRATA_DATA", str(REPO.parent / "shared" / "data"))
 TEACHER = "recipes/mnist_resnet.yaml"
 STUDENT = "recipes/mnist_student_cnn.yaml"
@@ -44,8 +46,7 @@ TEST_SIZE = 10_000
 
 def best_val_accuracy(run_dir: Path) -> float:
     """The monitored figure: the student recipes test their best validated epoch (trainer.monitor val/accuracy)."""
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return max(r["val/accuracy"] for r in records if r.get("scope") == "epoch" and "val/accuracy" in r)
+    return max(r["val/accuracy"] for r in Run.open(run_dir).history if "val/accuracy" in r)
 
 
 def train(recipe: str, task: dict | None = None, threads: int = 1) -> dict:
