@@ -24,6 +24,7 @@ from deepstrata.training.precision import Precision
 from deepstrata.training.sampler import ResumableSampler
 from deepstrata.transforms.image import random_crop
 from deepstrata.transforms.pipeline import AugmentCollate
+from tests.privacy.dp_reference import clipped_sum, dp_gradient
 
 REPO = Path(__file__).resolve().parents[2]
 MLP_RECIPE = REPO / "recipes" / "engine_mlp_digits.yaml"
@@ -59,19 +60,6 @@ def _per_row(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, to
     return vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)
 
 
-def _clipped_sum(per_example: dict[str, torch.Tensor], clip: float, expected: int) -> dict[str, torch.Tensor]:
-    norms = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in per_example.values()))
-    factor = (clip / (norms + 1e-6)).clamp(max=1.0)
-    return {k: torch.einsum("i,i...->...", factor, g) / expected for k, g in per_example.items()}
-
-
-def _dp_gradient(model: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-    optimizer.zero_grad(set_to_none=True)
-    nn.functional.cross_entropy(model(x), y).backward()
-    optimizer.pre_step()
-    return {k: p.grad.detach().clone() for k, p in model.named_parameters()}
-
-
 def test_a_poisson_batch_holds_each_drawn_example_k_times_in_a_row_each_copy_augmented_anew() -> None:
     _, loader = _prepared(_model(), augmult=K)
     index = loader.sampler.draw(0, 0)
@@ -93,12 +81,12 @@ def test_the_clipped_gradient_of_an_example_is_the_clipped_mean_of_its_copies_gr
     norms = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in per_example.values()))
     optimizer.max_grad_norm = clip = norms.median().item()  # clips about half of the examples
     assert (norms > clip).any() and (norms < clip).any()
-    expected = _clipped_sum(per_example, clip, loader.batch_size)
-    got = _dp_gradient(model, optimizer, x, y)
+    expected = clipped_sum(per_example, clip, loader.batch_size)
+    got = dp_gradient(model, optimizer, x, y)
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=1e-5, atol=1e-7)
     # Clipping every copy on its own (K gradients per person) is a different, and wrong, step.
-    per_copy_clipped = _clipped_sum(per_copy, clip, loader.batch_size * K)
+    per_copy_clipped = clipped_sum(per_copy, clip, loader.batch_size * K)
     assert not torch.allclose(per_copy_clipped["3.weight"], expected["3.weight"], rtol=1e-3, atol=1e-6)
 
 
@@ -110,7 +98,7 @@ def test_the_averaging_of_one_copy_is_plain_dp_sgd_bit_for_bit() -> None:
         optimizer, _ = _prepared(model, augmult=1)
         kwargs = {"multiplicity": 1} if cls is AugmultDPOptimizer else {}
         optimizer = cls(optimizer.original_optimizer, noise_multiplier=0.0, max_grad_norm=0.05, expected_batch_size=20, **kwargs)
-        grads.append(_dp_gradient(model, optimizer, x, y))
+        grads.append(dp_gradient(model, optimizer, x, y))
     for name in grads[0]:
         assert torch.equal(grads[0][name], grads[1][name]), name
     g = torch.randn(6, 3, 2)

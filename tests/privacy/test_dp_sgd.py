@@ -21,6 +21,7 @@ from deepstrata.privacy.poisson import PoissonLoader, PoissonSampler, empty_batc
 from deepstrata.training.callbacks.metrics_logger import read_metrics
 from deepstrata.training.precision import Precision
 from deepstrata.training.sampler import ResumableSampler
+from tests.privacy.dp_reference import clipped_sum, dp_gradient
 
 REPO = Path(__file__).resolve().parents[2]
 MLP_RECIPE = REPO / "recipes" / "engine_mlp_digits.yaml"
@@ -60,17 +61,8 @@ def _per_sample(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[dic
 def _reference_clipped_mean(model: nn.Module, x: torch.Tensor, y: torch.Tensor, clip: float, expected: int) -> dict[str, torch.Tensor]:
     """sum_i g_i * min(1, C / ||g_i||) / expected batch: the definition of DP-SGD's noise-free step."""
     per_sample, norms = _per_sample(model, x, y)
-    factor = (clip / (norms + 1e-6)).clamp(max=1.0)  # Opacus' 1e-6 keeps a zero gradient finite
     assert (norms > clip).any() and (norms < clip).any(), "the check needs examples on both sides of the clip norm"
-    return {k: torch.einsum("i,i...->...", factor, g) / expected for k, g in per_sample.items()}
-
-
-def _dp_gradient(model: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The gradient DPOptimizer hands the wrapped optimizer for one batch (clipped, summed, noised, averaged)."""
-    optimizer.zero_grad(set_to_none=True)
-    nn.functional.cross_entropy(model(x), y).backward()
-    optimizer.pre_step()
-    return {k: p.grad.detach().clone() for k, p in model.named_parameters()}
+    return clipped_sum(per_sample, clip, expected)
 
 
 def test_every_per_sample_gradient_is_clipped_to_the_norm() -> None:
@@ -80,7 +72,7 @@ def test_every_per_sample_gradient_is_clipped_to_the_norm() -> None:
     # The clip norm at the batch's median gradient norm clips about half of the examples.
     optimizer.max_grad_norm = clip = _per_sample(_model(), x, y)[1].median().item()
     expected = _reference_clipped_mean(_model(), x, y, clip, loader.batch_size)  # same init, no hooks
-    got = _dp_gradient(model, optimizer, x, y)
+    got = dp_gradient(model, optimizer, x, y)
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=1e-5, atol=1e-7)
 
@@ -94,7 +86,7 @@ def test_the_noise_has_standard_deviation_sigma_times_clip() -> None:
     clean = _reference_clipped_mean(_model(), x, y, clip, loader.batch_size)
     torch.manual_seed(123)
     noise = torch.cat([
-        torch.cat([(g - clean[k]).flatten() for k, g in _dp_gradient(model, optimizer, x, y).items()]) * loader.batch_size
+        torch.cat([(g - clean[k]).flatten() for k, g in dp_gradient(model, optimizer, x, y).items()]) * loader.batch_size
         for _ in range(40)
     ])
     assert noise.numel() > 10_000
