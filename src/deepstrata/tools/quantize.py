@@ -28,6 +28,7 @@ from deepstrata.errors import UserError
 from deepstrata.registry import register_tool
 from deepstrata.run.run import Run
 from deepstrata.tools.base import Derived, phase
+from deepstrata.tools.predictions import split_logits
 
 SUPPORTED_TASKS = ("classification", "language_modeling")
 
@@ -42,13 +43,6 @@ def require_argmax_task(run: Run) -> None:
             f"quantize: '{run.path}' is a {run.task_name} run; quantize checks a quantized model by its argmax against the float one, "
             f"so it needs a {' or '.join(SUPPORTED_TASKS)} run (for others, export it and quantize with `strata export {run.path} --int8 dynamic`)"
         )
-
-
-def outputs(run: Run, split: str, model: Any, *, limit: int | None = None) -> tuple[Any, Any]:
-    """Logits and labels of `split` (classification (N, K); language models (N, T, V))."""
-    from deepstrata.tools.predictions import split_logits
-
-    return split_logits(run, split, model=model, limit=limit)
 
 
 def test_metrics(run: Run, model: Any) -> dict[str, float]:
@@ -113,7 +107,7 @@ def quantize(
         quantized = _pt2e(run, model, inputs, method, calibration_batches=calibration_batches, qat_epochs=qat_epochs, qat_lr_scale=qat_lr_scale, lowered=lowered)
     quantized.eval()
     phase(f"quantize: comparing int8 and float predictions on the {check_split} split")
-    agree = agreement(outputs(run, check_split, model)[0], outputs(run, check_split, quantized)[0])
+    agree = agreement(split_logits(run, check_split, model=model)[0], split_logits(run, check_split, model=quantized)[0])
     if agree < min_agreement:
         hint = {
             "static": "try more --calibration-batches, --method qat, or --method dynamic",
@@ -130,7 +124,7 @@ def quantize(
         )
     phase("quantize: test metrics before and after")
     before, after = test_metrics(run, model), test_metrics(run, quantized)
-    test_agree = agreement(outputs(run, "test", model)[0], outputs(run, "test", quantized)[0])
+    test_agree = agreement(split_logits(run, "test", model=model)[0], split_logits(run, "test", model=quantized)[0])
     size_before, size_after = (run.path / "model.safetensors").stat().st_size, state_bytes(quantized)
     metrics: dict[str, float] = {
         **after,
